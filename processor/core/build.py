@@ -1,0 +1,563 @@
+"""Build a job's spans from its crier message and artifacts: a pure function of its inputs.
+
+What is emitted depends on the message's state (the *incremental* contract): ``pending`` yields the
+queue span alone, as soon as the job runs; a terminal state yields the root span and the whole tree.
+Every span's content depends only on facts that no longer change once written, so the queue span
+from the ``pending`` message and the one re-emitted with the terminal message are identical, and a
+duplicate or replayed message reproduces the same spans byte for byte.
+
+Tree (path → span name)::
+
+    ""                                  RUN <job>          SERVER, creation → completion
+    queue                               queue              creation → pending
+    pod                                 pod                pod creation → last container end
+    pod/schedule                        pod/schedule       creation → PodScheduled
+    pod/init/<name>                     init/<name>        each init container
+    pod/init/clonerefs/clone/<o>/<r>    clone/<o>/<r>      one per repository (concurrent)
+    pod/init/clonerefs/clone/<o>/<r>/<i>  git <verb>       one per git command (sequential)
+    pod/container/<name>                container/<name>   each container; job containers are tasks
+
+Timings, best source first: a snowflake build ID gives the pending instant to the millisecond;
+prowjob.json and the Pod give seconds; the publish time is the last resort. Without podinfo.json
+the pod's inner spans are estimated from started.json/finished.json and marked as such.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from processor.core import semconv as sc
+from processor.core.facts import CloneRecord, ContainerRun, JobArtifacts, PodInfo, ProwJob
+from processor.core.ids import snowflake_time
+from processor.core.message import JobState, Traceable
+from processor.core.redact import scrub
+from processor.core.refs import Pull, Refs
+from processor.core.spans import AttributeValue, SpanEvent, SpanKind, SpanRecord, fit_inside_parents
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_SNOWFLAKE_LEAD = timedelta(seconds=10)
+"""How far before prowjob.json's (truncated) pendingTime a build ID may have been vended."""
+_SNOWFLAKE_LAG = timedelta(seconds=1)
+"""pendingTime is truncated to the second, so the true instant can be up to 1 s after it."""
+SIDECAR = "sidecar"
+CLONEREFS = "clonerefs"
+
+
+def to_ns(instant: datetime) -> int:
+    """Return nanoseconds since the Unix epoch, exactly (no float rounding)."""
+    delta = instant - _EPOCH
+    return (delta.days * 86_400 + delta.seconds) * 1_000_000_000 + delta.microseconds * 1_000
+
+
+@dataclass(frozen=True, slots=True)
+class _Job:
+    """The facts about one run, merged from the message and prowjob.json."""
+
+    name: str
+    job_type: str
+    build_id: str
+    url: str
+    gcs_path: str
+    refs: tuple[Refs, ...]
+    prowjob: ProwJob | None
+
+
+def job_spans(
+    traceable: Traceable, artifacts: JobArtifacts, publish_time: datetime
+) -> list[SpanRecord]:
+    """Return the spans the message's state calls for, parents before children, fitted."""
+    message = traceable.message
+    prowjob = artifacts.prowjob
+    job = _Job(
+        name=(prowjob.job if prowjob and prowjob.job else message.job_name),
+        job_type=(prowjob.job_type if prowjob and prowjob.job_type else message.job_type),
+        build_id=(prowjob.build_id if prowjob and prowjob.build_id else traceable.build_id),
+        url=(prowjob.url if prowjob and prowjob.url else message.url),
+        gcs_path=message.gcs_path,
+        refs=(prowjob.refs if prowjob else message.refs),
+        prowjob=prowjob,
+    )
+    pending = _pending_instant(job, publish_time if traceable.state is JobState.PENDING else None)
+    if traceable.state is JobState.PENDING:
+        queue = _queue_span(job, pending)
+        return [queue] if queue else []
+    state = JobState(prowjob.state) if prowjob and _is_terminal(prowjob.state) else traceable.state
+    root = _root_span(job, state, artifacts, pending, publish_time)
+    records = [root]
+    queue = _queue_span(job, pending)
+    if queue:
+        records.append(queue)
+    records.extend(_pod_spans(job, state, artifacts, pending, root))
+    return fit_inside_parents(records)
+
+
+def _is_terminal(state: str) -> bool:
+    try:
+        return JobState(state).is_terminal
+    except ValueError:
+        return False
+
+
+def _pending_instant(job: _Job, pending_publish: datetime | None) -> tuple[datetime, str] | None:
+    """Return when the job started running, and the source that said so."""
+    decoded = snowflake_time(job.build_id)
+    recorded = job.prowjob.pending if job.prowjob else None
+    if decoded and recorded and recorded - _SNOWFLAKE_LEAD <= decoded <= recorded + _SNOWFLAKE_LAG:
+        return decoded, "snowflake"
+    if recorded:
+        return recorded, "prowjob"
+    if decoded and job.prowjob is None and pending_publish and decoded <= pending_publish:
+        return decoded, "snowflake"
+    if pending_publish:
+        return pending_publish, "publish_time"
+    return None
+
+
+def _run_attributes(job: _Job) -> dict[str, AttributeValue]:
+    """Attributes that identify the run; shared by the root and the queue span."""
+    attributes: dict[str, AttributeValue] = {
+        sc.CICD_PIPELINE_NAME: job.name,
+        sc.CICD_PIPELINE_RUN_ID: job.build_id,
+        sc.PROW_BUILD_ID: job.build_id,
+        sc.PROW_ARTIFACTS_URL: job.gcs_path,
+    }
+    if job.url:
+        attributes[sc.CICD_PIPELINE_RUN_URL_FULL] = job.url
+    if job.job_type:
+        attributes[sc.PROW_JOB_TYPE] = job.job_type
+    if job.prowjob:
+        attributes[sc.PROW_JOB_ID] = job.prowjob.uid
+    return attributes
+
+
+def _queue_span(job: _Job, pending: tuple[datetime, str] | None) -> SpanRecord | None:
+    start = job.prowjob.start if job.prowjob else None
+    if start is None or pending is None:
+        return None
+    attributes = _run_attributes(job)
+    attributes[sc.CICD_PIPELINE_RUN_STATE] = sc.RUN_STATE_PENDING
+    attributes[sc.PROW_TIMING_SOURCE] = pending[1]
+    if job.prowjob and job.prowjob.job_queue_name:
+        attributes[sc.PROW_JOB_QUEUE_NAME] = job.prowjob.job_queue_name
+    return SpanRecord(
+        path="queue",
+        parent="",
+        name="queue",
+        start_ns=to_ns(start),
+        end_ns=to_ns(max(start, pending[0])),
+        attributes=attributes,
+    )
+
+
+def _root_span(
+    job: _Job,
+    state: JobState,
+    artifacts: JobArtifacts,
+    pending: tuple[datetime, str] | None,
+    publish_time: datetime,
+) -> SpanRecord:
+    prowjob = job.prowjob
+    start = prowjob.start if prowjob and prowjob.start else None
+    end = prowjob.completion if prowjob and prowjob.completion else None
+    source = "prowjob" if start and end else "publish_time"
+    start = start or (pending[0] if pending else publish_time)
+    end = end or publish_time
+    result, error_type = pipeline_result(state, artifacts)
+    attributes = _run_attributes(job)
+    attributes.update(_vcs_attributes(job.refs))
+    attributes[sc.CICD_PIPELINE_ACTION_NAME] = sc.ACTION_RUN
+    attributes[sc.CICD_PIPELINE_RESULT] = result
+    attributes[sc.PROW_JOB_STATE] = str(state)
+    attributes[sc.PROW_TIMING_SOURCE] = source
+    if error_type:
+        attributes[sc.ERROR_TYPE] = error_type
+    description = prowjob.description if prowjob else ""
+    if prowjob:
+        optional = {
+            sc.PROW_CLUSTER: prowjob.cluster,
+            sc.PROW_NAMESPACE: prowjob.namespace,
+            sc.PROW_POD_NAME: prowjob.pod_name,
+            sc.PROW_JOB_AGENT: prowjob.agent,
+            sc.PROW_JOB_CONTEXT: prowjob.context,
+            sc.PROW_JOB_DESCRIPTION: scrub(description),
+        }
+        attributes.update({key: value for key, value in optional.items() if value})
+        attributes[sc.PROW_POD_REVIVAL_COUNT] = prowjob.revival_count
+    failed = result in {sc.RESULT_FAILURE, sc.RESULT_ERROR, sc.RESULT_TIMEOUT}
+    return SpanRecord(
+        path="",
+        parent=None,
+        name=f"{sc.ACTION_RUN} {job.name}" if job.name else sc.ACTION_RUN,
+        start_ns=to_ns(start),
+        end_ns=to_ns(max(start, end)),
+        kind=SpanKind.SERVER,
+        attributes=attributes,
+        error=scrub(description or f"job {state}", 256) if failed else None,
+    )
+
+
+def pipeline_result(state: JobState, artifacts: JobArtifacts) -> tuple[str, str | None]:
+    """Map a terminal ProwJob state to ``cicd.pipeline.result`` and ``error.type``."""
+    if state is JobState.SUCCESS:
+        return sc.RESULT_SUCCESS, None
+    if state is JobState.ABORTED:
+        return sc.RESULT_CANCELLATION, None
+    containers = artifacts.podinfo.containers if artifacts.podinfo else ()
+    if state is JobState.ERROR:
+        description = artifacts.prowjob.description.lower() if artifacts.prowjob else ""
+        if "timeout" in description or "timed out" in description:
+            return sc.RESULT_TIMEOUT, sc.ERROR_TIMEOUT
+        return sc.RESULT_ERROR, sc.ERROR_PROW
+    if any(record.failed for record in artifacts.clone_records or ()):
+        return sc.RESULT_FAILURE, sc.ERROR_CLONE_FAILED
+    job_containers = [run for run in containers if run.name != SIDECAR]
+    if any(run.reason == "OOMKilled" for run in job_containers):
+        return sc.RESULT_FAILURE, sc.ERROR_OOM_KILLED
+    if any(run.reason == "DeadlineExceeded" for run in job_containers):
+        return sc.RESULT_TIMEOUT, sc.ERROR_TIMEOUT
+    if any(run.exit_code for run in job_containers) or (
+        artifacts.finished and artifacts.finished.passed is False
+    ):
+        return sc.RESULT_FAILURE, sc.ERROR_TEST_FAILED
+    return sc.RESULT_FAILURE, sc.ERROR_OTHER
+
+
+def _vcs_attributes(refs: Sequence[Refs]) -> dict[str, AttributeValue]:
+    if not refs:
+        return {}
+    main = refs[0]
+    attributes: dict[str, AttributeValue] = {
+        sc.VCS_REPOSITORY_NAME: main.repo,
+        sc.VCS_OWNER_NAME: main.org,
+    }
+    link = scrub(main.repo_link) if main.repo_link else ""
+    if link:
+        attributes[sc.VCS_REPOSITORY_URL_FULL] = link
+        host = link.split("://", 1)[-1].split("/", 1)[0].lower()
+        if host in sc.VCS_PROVIDERS:
+            attributes[sc.VCS_PROVIDER_NAME] = sc.VCS_PROVIDERS[host]
+    if main.base_ref:
+        attributes[sc.VCS_REF_BASE_NAME] = main.base_ref
+        attributes[sc.VCS_REF_BASE_TYPE] = sc.REF_TYPE_BRANCH
+    if main.base_sha:
+        attributes[sc.VCS_REF_BASE_REVISION] = main.base_sha
+    if main.pulls:
+        attributes[sc.PROW_PULLS] = tuple(pull.number for pull in main.pulls)
+    if len(main.pulls) == 1:
+        attributes.update(_change_attributes(main.pulls[0]))
+    if len(refs) > 1:
+        attributes[sc.PROW_EXTRA_REPOS] = tuple(
+            f"{extra.full_name}@{extra.base_ref}" if extra.base_ref else extra.full_name
+            for extra in refs[1:]
+        )
+    return attributes
+
+
+def _change_attributes(pull: Pull) -> dict[str, AttributeValue]:
+    """Describe the one pull request a presubmit tests (a batch has several: none is *the* one)."""
+    attributes: dict[str, AttributeValue] = {sc.VCS_CHANGE_ID: str(pull.number)}
+    if pull.title:
+        attributes[sc.VCS_CHANGE_TITLE] = scrub(pull.title, 256)
+    if pull.sha:
+        attributes[sc.VCS_REF_HEAD_REVISION] = pull.sha
+    if pull.head_ref:
+        attributes[sc.VCS_REF_HEAD_NAME] = pull.head_ref
+        attributes[sc.VCS_REF_HEAD_TYPE] = sc.REF_TYPE_BRANCH
+    return attributes
+
+
+def _pod_spans(
+    job: _Job,
+    state: JobState,
+    artifacts: JobArtifacts,
+    pending: tuple[datetime, str] | None,
+    root: SpanRecord,
+) -> list[SpanRecord]:
+    podinfo = artifacts.podinfo
+    ran = bool(
+        (podinfo and (podinfo.created or podinfo.containers))
+        or artifacts.started
+        or (job.prowjob and job.prowjob.pod_name)
+    )
+    if not ran:
+        return []
+    if podinfo and podinfo.created:
+        return _observed_pod(job, state, artifacts, podinfo, root)
+    return _estimated_pod(job, state, artifacts, pending, root)
+
+
+def _pod_record(
+    job: _Job, start_ns: int, end_ns: int, *, podinfo: PodInfo | None, estimated: bool
+) -> SpanRecord:
+    attributes: dict[str, AttributeValue] = {sc.CICD_PIPELINE_RUN_STATE: sc.RUN_STATE_EXECUTING}
+    pod_name = (podinfo.name if podinfo else "") or (job.prowjob.pod_name if job.prowjob else "")
+    if pod_name:
+        attributes[sc.PROW_POD_NAME] = pod_name
+    if podinfo and podinfo.node:
+        attributes[sc.PROW_POD_NODE] = podinfo.node
+        attributes[sc.CICD_WORKER_NAME] = podinfo.node
+    if podinfo and podinfo.phase:
+        attributes[sc.PROW_POD_PHASE] = podinfo.phase
+    if job.prowjob:
+        attributes[sc.PROW_POD_REVIVAL_COUNT] = job.prowjob.revival_count
+    if estimated:
+        attributes[sc.PROW_TIMING_ESTIMATED] = True
+    dated = sorted(
+        ((event.time, event) for event in (podinfo.events if podinfo else ()) if event.time),
+        key=lambda pair: (pair[0], pair[1].reason, pair[1].message),
+    )
+    events = tuple(
+        SpanEvent(
+            name=event.reason or "event",
+            time_ns=to_ns(time),
+            attributes={
+                sc.PROW_EVENT_MESSAGE: scrub(event.message, 512),
+                sc.PROW_EVENT_TYPE: event.kind,
+                sc.PROW_EVENT_COUNT: event.count,
+            },
+        )
+        for time, event in dated
+    )
+    if job.prowjob and job.prowjob.revival_count:
+        revived = SpanEvent(
+            name="prow.pod.revived",
+            time_ns=start_ns,
+            attributes={sc.PROW_POD_REVIVAL_COUNT: job.prowjob.revival_count},
+        )
+        events = (revived, *events)
+    return SpanRecord(
+        path="pod",
+        parent="",
+        name="pod",
+        start_ns=start_ns,
+        end_ns=end_ns,
+        attributes=attributes,
+        events=events,
+    )
+
+
+def _observed_pod(
+    job: _Job, state: JobState, artifacts: JobArtifacts, podinfo: PodInfo, root: SpanRecord
+) -> list[SpanRecord]:
+    assert podinfo.created is not None  # noqa: S101 - guaranteed by the caller
+    runs = (*podinfo.init_containers, *podinfo.containers)
+    ends = [to_ns(run.finished) for run in runs if run.finished]
+    start_ns = to_ns(podinfo.created)
+    end_ns = max(ends) if ends else root.end_ns
+    records = [_pod_record(job, start_ns, end_ns, podinfo=podinfo, estimated=False)]
+    if podinfo.scheduled:
+        records.append(
+            SpanRecord(
+                path="pod/schedule",
+                parent="pod",
+                name="pod/schedule",
+                start_ns=start_ns,
+                end_ns=to_ns(podinfo.scheduled),
+                attributes={sc.PROW_POD_NODE: podinfo.node} if podinfo.node else {},
+            )
+        )
+    for run in podinfo.init_containers:
+        if run.started is None:
+            continue
+        path = f"pod/init/{run.name}"
+        record = _container_record(job, state, run, path, task=False)
+        records.append(record)
+        if run.name == CLONEREFS and artifacts.clone_records:
+            records.extend(_clone_spans(path, record.start_ns, artifacts.clone_records))
+    records.extend(
+        _container_record(
+            job,
+            state,
+            run,
+            f"pod/container/{run.name}",
+            task=run.name != SIDECAR,
+        )
+        for run in podinfo.containers
+        if run.started is not None
+    )
+    return records
+
+
+def _estimated_pod(
+    job: _Job,
+    state: JobState,
+    artifacts: JobArtifacts,
+    pending: tuple[datetime, str] | None,
+    root: SpanRecord,
+) -> list[SpanRecord]:
+    """Rebuild what we can without podinfo.json, from started.json and finished.json."""
+    start_ns = to_ns(pending[0]) if pending else root.start_ns
+    records = [_pod_record(job, start_ns, root.end_ns, podinfo=artifacts.podinfo, estimated=True)]
+    started = artifacts.started.timestamp if artifacts.started else None
+    if started and artifacts.clone_records:
+        # initupload writes started.json right after clonerefs ends; repositories clone in parallel.
+        longest = max(record.duration_ns for record in artifacts.clone_records)
+        clone_end = to_ns(started)
+        clonerefs = SpanRecord(
+            path=f"pod/init/{CLONEREFS}",
+            parent="pod",
+            name=f"init/{CLONEREFS}",
+            start_ns=clone_end - longest,
+            end_ns=clone_end,
+            attributes={sc.PROW_CONTAINER_NAME: CLONEREFS, sc.PROW_TIMING_ESTIMATED: True},
+        )
+        records.append(clonerefs)
+        records.extend(_clone_spans(clonerefs.path, clonerefs.start_ns, artifacts.clone_records))
+    finished = artifacts.finished.timestamp if artifacts.finished else None
+    if started and finished:
+        passed = artifacts.finished.passed if artifacts.finished else None
+        run = ContainerRun(
+            name="test",
+            started=started,
+            finished=finished,
+            exit_code=None if passed is None else (0 if passed else 1),
+        )
+        record = _container_record(job, state, run, "pod/container/test", task=True)
+        attributes = dict(record.attributes)
+        attributes[sc.PROW_TIMING_ESTIMATED] = True
+        attributes.pop(sc.PROW_CONTAINER_EXIT_CODE, None)
+        records.append(
+            SpanRecord(
+                path=record.path,
+                parent=record.parent,
+                name=record.name,
+                start_ns=record.start_ns,
+                end_ns=record.end_ns,
+                attributes=attributes,
+                error=record.error,
+            )
+        )
+    return records
+
+
+def task_result(state: JobState, run: ContainerRun) -> tuple[str, str | None]:
+    """Map a container's end to ``cicd.pipeline.task.run.result`` and ``error.type``."""
+    if run.reason == "DeadlineExceeded":
+        return sc.RESULT_TIMEOUT, sc.ERROR_TIMEOUT
+    if run.exit_code == 0:
+        return sc.RESULT_SUCCESS, None
+    if state is JobState.ABORTED:
+        return sc.RESULT_CANCELLATION, None
+    if run.reason == "OOMKilled":
+        return sc.RESULT_FAILURE, sc.ERROR_OOM_KILLED
+    if run.exit_code is None:
+        return (
+            (sc.RESULT_ERROR, sc.ERROR_PROW)
+            if state is JobState.ERROR
+            else (
+                sc.RESULT_SUCCESS if state is JobState.SUCCESS else sc.RESULT_FAILURE,
+                None if state is JobState.SUCCESS else sc.ERROR_OTHER,
+            )
+        )
+    return sc.RESULT_FAILURE, sc.ERROR_TEST_FAILED
+
+
+def _container_record(
+    job: _Job, state: JobState, run: ContainerRun, path: str, *, task: bool
+) -> SpanRecord:
+    """Return one container's span; ``path`` is ``pod/init/<name>`` or ``pod/container/<name>``."""
+    assert run.started is not None  # noqa: S101 - callers skip containers that never started
+    start_ns = to_ns(run.started)
+    end_ns = to_ns(run.finished) if run.finished else start_ns
+    attributes: dict[str, AttributeValue] = {sc.PROW_CONTAINER_NAME: run.name}
+    if run.image:
+        attributes[sc.PROW_CONTAINER_IMAGE] = scrub(run.image, 256)
+    if run.exit_code is not None:
+        attributes[sc.PROW_CONTAINER_EXIT_CODE] = run.exit_code
+    if run.reason:
+        attributes[sc.PROW_CONTAINER_REASON] = run.reason
+    if run.restart_count:
+        attributes[sc.PROW_CONTAINER_RESTARTS] = run.restart_count
+    error = None
+    if task:
+        result, error_type = task_result(state, run)
+        attributes[sc.CICD_PIPELINE_TASK_NAME] = run.name
+        attributes[sc.CICD_PIPELINE_TASK_RUN_ID] = f"{job.build_id}/{run.name}"
+        attributes[sc.CICD_PIPELINE_TASK_TYPE] = sc.TASK_TYPE_TEST
+        attributes[sc.CICD_PIPELINE_TASK_RUN_RESULT] = result
+        if job.url:
+            attributes[sc.CICD_PIPELINE_TASK_RUN_URL_FULL] = job.url
+        if error_type:
+            attributes[sc.ERROR_TYPE] = error_type
+            error = f"container {run.name}: {run.reason or 'exit code ' + str(run.exit_code)}"
+    elif run.exit_code:
+        error = f"container {run.name}: {run.reason or 'exit code ' + str(run.exit_code)}"
+    return SpanRecord(
+        path=path,
+        parent="pod",
+        name=path.removeprefix("pod/"),
+        start_ns=start_ns,
+        end_ns=end_ns,
+        attributes=attributes,
+        error=error,
+    )
+
+
+def _clone_spans(parent: str, start_ns: int, records: Sequence[CloneRecord]) -> list[SpanRecord]:
+    spans: list[SpanRecord] = []
+    seen: dict[str, int] = {}
+    for record in records:
+        repo = record.refs.full_name
+        seen[repo] = seen.get(repo, 0) + 1
+        path = f"{parent}/clone/{repo}" + (f"#{seen[repo]}" if seen[repo] > 1 else "")
+        commands_ns = sum(command.duration_ns for command in record.commands)
+        attributes: dict[str, AttributeValue] = {
+            sc.VCS_REPOSITORY_NAME: record.refs.repo,
+            sc.VCS_OWNER_NAME: record.refs.org,
+            sc.PROW_CLONE_FAILED: record.failed,
+        }
+        if record.refs.base_ref:
+            attributes[sc.VCS_REF_BASE_NAME] = record.refs.base_ref
+        if record.final_sha:
+            attributes[sc.VCS_REF_HEAD_REVISION] = record.final_sha
+        spans.append(
+            SpanRecord(
+                path=path,
+                parent=parent,
+                name=f"clone/{repo}",
+                start_ns=start_ns,
+                end_ns=start_ns + max(record.duration_ns, commands_ns),
+                attributes=attributes,
+                error=f"clone of {repo} failed" if record.failed else None,
+            )
+        )
+        cursor = start_ns
+        for index, command in enumerate(record.commands):
+            command_attributes: dict[str, AttributeValue] = {
+                sc.PROW_CLONE_COMMAND: scrub(command.command)
+            }
+            if command.error:
+                command_attributes[sc.PROW_CLONE_ERROR] = scrub(command.error)
+            spans.append(
+                SpanRecord(
+                    path=f"{path}/{index}",
+                    parent=path,
+                    name=command_name(command.command),
+                    start_ns=cursor,
+                    end_ns=cursor + command.duration_ns,
+                    attributes=command_attributes,
+                    error=scrub(command.error, 256) if command.error else None,
+                )
+            )
+            cursor += command.duration_ns
+    return spans
+
+
+def command_name(command: str) -> str:
+    """Name a clone command by program and verb (``git fetch``): low cardinality, no secrets."""
+    words = command.split()
+    if not words:
+        return "command"
+    program = words[0].rsplit("/", 1)[-1]
+    index = 1
+    while index < len(words) and words[index].startswith("-"):
+        # Skip global options and their values: `git -c key=value fetch`, `git -C dir fetch`.
+        index += 2 if words[index] in {"-c", "-C"} else 1
+    verb = words[index] if index < len(words) else ""
+    return (
+        f"{program} {verb}".strip()
+        if verb.isidentifier() or verb.replace("-", "").isalnum()
+        else program
+    )

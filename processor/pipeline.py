@@ -1,0 +1,296 @@
+"""One message in, one outcome out: classify, gather artifacts, build spans, export.
+
+This is the only place that sequences the pure core (:mod:`processor.core`) with I/O, and it does
+that I/O only through two injected interfaces: an :class:`~processor.artifacts.ArtifactStore` and an
+OpenTelemetry ``SpanExporter``. It knows nothing of Pub/Sub or HTTP; transports map its
+:class:`Outcome` to acknowledgements:
+
+============  ==========================================  ====================================
+outcome       meaning                                     what a transport does with it
+============  ==========================================  ====================================
+EXPORTED      spans built and the exporter said SUCCESS   ack
+SKIPPED       well-formed, nothing to trace               ack (INFO log)
+INVALID       malformed message: can never succeed        dead-letter, or ack + ERROR log
+FAILED        well-formed, but can never be traced        dead-letter, or ack + ERROR log
+RETRY         transient: artifacts not there yet,         nack (the subscription's backoff
+              storage or exporter unavailable             applies)
+============  ==========================================  ====================================
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime, timedelta
+from enum import StrEnum
+from typing import TypeVar
+
+import structlog
+from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
+
+from processor.artifacts import (
+    ArtifactError,
+    ArtifactStore,
+    ArtifactTooLarge,
+    ArtifactUnavailable,
+)
+from processor.core import facts
+from processor.core.build import job_spans
+from processor.core.ids import IdMode, JobIdentity, identity_from_build, identity_from_uid
+from processor.core.jsonshape import ShapeError
+from processor.core.message import (
+    Delivery,
+    Invalid,
+    JobState,
+    Skip,
+    Traceable,
+    classify,
+)
+from processor.core.spans import TraceSpan, identify
+from processor.export.otel import SpanConverter
+
+log = structlog.get_logger("prowtrace.pipeline")
+T = TypeVar("T")
+
+_STATE_RANK = {
+    JobState.SCHEDULING: 0,
+    JobState.TRIGGERED: 0,
+    JobState.PENDING: 1,
+    JobState.SUCCESS: 2,
+    JobState.FAILURE: 2,
+    JobState.ABORTED: 2,
+    JobState.ERROR: 2,
+}
+
+
+class Outcome(StrEnum):
+    """What became of one message; see the module docstring for what transports do with each."""
+
+    EXPORTED = "exported"
+    SKIPPED = "skipped"
+    INVALID = "invalid"
+    FAILED = "failed"
+    RETRY = "retry"
+
+    @property
+    def is_poison(self) -> bool:
+        """True when retrying can never help (the message belongs in a dead-letter topic)."""
+        return self in {Outcome.INVALID, Outcome.FAILED}
+
+
+@dataclass(frozen=True, slots=True)
+class Result:
+    """The outcome of one message, with what a log line or a summary needs to say about it."""
+
+    outcome: Outcome
+    reason: str = ""
+    job: str = ""
+    state: str = ""
+    build_id: str = ""
+    trace_id: str = ""
+    span_count: int = 0
+    has_root: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Ready:
+    """A message whose spans are built and waiting to be exported."""
+
+    spans: tuple[TraceSpan, ...]
+    result: Result
+
+
+@dataclass(frozen=True, slots=True)
+class PipelineSettings:
+    """The deployment choices the pipeline needs."""
+
+    id_mode: IdMode = IdMode.UID
+    grace: timedelta = timedelta(minutes=5)
+    """How long after the publish time missing or stale artifacts are waited for (RETRY)."""
+
+
+class Pipeline:
+    """Turns deliveries into exported spans; safe to call from many threads at once."""
+
+    def __init__(
+        self,
+        store: ArtifactStore | None,
+        exporter: SpanExporter,
+        converter: SpanConverter,
+        settings: PipelineSettings,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        """Wire the pipeline to its artifact store (``None``: read none) and exporter."""
+        if store is None and settings.id_mode is IdMode.UID:
+            raise ValueError(
+                "uid mode needs artifacts: the ProwJob UID is only in prowjob.json "
+                "(configure an artifact store, or use build-id mode)"
+            )
+        self._store = store
+        self._exporter = exporter
+        self._converter = converter
+        self._settings = settings
+        self._clock = clock
+
+    def handle(self, delivery: Delivery) -> Result:
+        """Process one delivery to its final outcome, exporting its spans if it has any."""
+        planned = self.plan(delivery)
+        if isinstance(planned, Result):
+            return planned
+        return self.export(planned)
+
+    def plan(self, delivery: Delivery) -> Ready | Result:
+        """Classify the message, read its artifacts and build its spans, without exporting."""
+        classified = classify(delivery.data)
+        if isinstance(classified, Invalid):
+            return Result(Outcome.INVALID, classified.reason)
+        if isinstance(classified, Skip):
+            message = classified.message
+            return Result(
+                Outcome.SKIPPED, classified.reason, job=message.job_name, state=message.status
+            )
+        return self._plan_traceable(classified, delivery)
+
+    def export(self, ready: Ready) -> Result:
+        """Export planned spans; the result is EXPORTED only if the exporter reported success."""
+        try:
+            outcome = self._exporter.export(self._converter.convert(ready.spans))
+        except Exception as error:  # noqa: BLE001 - an exporter must not take the worker down
+            return _with(ready.result, Outcome.RETRY, f"exporter raised {error!r}")
+        if outcome is not SpanExportResult.SUCCESS:
+            return _with(ready.result, Outcome.RETRY, "exporter reported failure")
+        return ready.result
+
+    def _plan_traceable(self, traceable: Traceable, delivery: Delivery) -> Ready | Result:
+        message = traceable.message
+        base = Result(
+            Outcome.EXPORTED,
+            job=message.job_name,
+            state=message.status,
+            build_id=traceable.build_id,
+        )
+        in_grace = self._clock() < delivery.publish_time + self._settings.grace
+        gathered = self._gather(traceable, in_grace=in_grace)
+        if isinstance(gathered, tuple):
+            outcome, reason = gathered
+            return _with(base, outcome, reason)
+        identity = self._identity(traceable, gathered)
+        if identity is None:
+            return _with(
+                base,
+                Outcome.FAILED,
+                "prowjob.json is missing past the grace period: without the ProwJob UID "
+                "the trace ID cannot be derived in uid mode",
+            )
+        try:
+            records = job_spans(traceable, gathered, delivery.publish_time)
+        except (ValueError, OverflowError) as error:
+            return _with(base, Outcome.FAILED, f"could not build spans: {error}")
+        job = gathered.prowjob.job if gathered.prowjob and gathered.prowjob.job else base.job
+        result = Result(
+            Outcome.EXPORTED,
+            job=job,
+            state=message.status,
+            build_id=traceable.build_id,
+            trace_id=identity.trace_id_hex,
+            span_count=len(records),
+            has_root=any(record.parent is None for record in records),
+        )
+        if not records:
+            return _with(result, Outcome.SKIPPED, "nothing to emit for this state yet")
+        return Ready(spans=tuple(identify(identity, records)), result=result)
+
+    def _identity(self, traceable: Traceable, gathered: facts.JobArtifacts) -> JobIdentity | None:
+        prowjob = gathered.prowjob
+        if self._settings.id_mode is IdMode.BUILD_ID:
+            name = traceable.message.job_name or (prowjob.job if prowjob else "")
+            return identity_from_build(name, traceable.build_id)
+        if prowjob is None or not prowjob.uid:
+            return None
+        return identity_from_uid(prowjob.uid)
+
+    def _gather(
+        self, traceable: Traceable, *, in_grace: bool
+    ) -> facts.JobArtifacts | tuple[Outcome, str]:
+        """Read what the state needs; a tuple means the message cannot proceed now."""
+        if self._store is None:
+            return facts.JobArtifacts()
+        folder = traceable.message.gcs_path
+        try:
+            prowjob = self._read(folder, facts.PROWJOB, facts.parse_prowjob, required=True)
+        except _Stop as stop:
+            return stop.outcome, stop.reason
+        waiting = _why_wait_for_prowjob(prowjob, traceable.state)
+        if waiting and in_grace:
+            return Outcome.RETRY, waiting
+        if not traceable.state.is_terminal:
+            return facts.JobArtifacts(prowjob=prowjob)
+        try:
+            podinfo = self._read(folder, facts.PODINFO, facts.parse_podinfo)
+            if podinfo is None and in_grace and prowjob is not None and prowjob.pod_name:
+                return (
+                    Outcome.RETRY,
+                    "podinfo.json not written yet (crier writes it after completion)",
+                )
+            return facts.JobArtifacts(
+                prowjob=prowjob,
+                podinfo=podinfo,
+                started=self._read(folder, facts.STARTED, facts.parse_started),
+                finished=self._read(folder, facts.FINISHED, facts.parse_finished),
+                clone_records=self._read(folder, facts.CLONE_RECORDS, facts.parse_clone_records),
+            )
+        except _Stop as stop:
+            return stop.outcome, stop.reason
+
+    def _read(
+        self, folder: str, name: str, parse: Callable[[bytes], T], *, required: bool = False
+    ) -> T | None:
+        """Read and parse one file. Optional files that are unusable are logged and left out."""
+        assert self._store is not None  # noqa: S101 - _gather returns early without a store
+        try:
+            data = self._store.read(folder, name)
+        except ArtifactUnavailable as error:
+            raise _Stop(Outcome.RETRY, str(error)) from None
+        except ArtifactTooLarge as error:
+            if required:
+                raise _Stop(Outcome.FAILED, str(error)) from None
+            log.warning("artifact_skipped", folder=folder, file=name, reason=str(error))
+            return None
+        except ArtifactError as error:
+            raise _Stop(Outcome.FAILED, str(error)) from None
+        if data is None:
+            return None
+        try:
+            return parse(data)
+        except (ShapeError, ValueError, json.JSONDecodeError) as error:
+            if required:
+                raise _Stop(Outcome.FAILED, f"{folder}/{name} is malformed: {error}") from None
+            log.warning("artifact_skipped", folder=folder, file=name, reason=str(error))
+            return None
+
+
+class _Stop(Exception):
+    """Control flow inside Pipeline: stop gathering with this outcome; never escapes it."""
+
+    def __init__(self, outcome: Outcome, reason: str) -> None:
+        super().__init__(reason)
+        self.outcome = outcome
+        self.reason = reason
+
+
+def _why_wait_for_prowjob(prowjob: facts.ProwJob | None, state: JobState) -> str:
+    """Say why prowjob.json is not yet good enough for a message in ``state`` ('' if it is)."""
+    if prowjob is None:
+        return "prowjob.json not written yet (crier's GCS reporter races the Pub/Sub message)"
+    try:
+        written = JobState(prowjob.state)
+    except ValueError:
+        return ""
+    if _STATE_RANK[written] < _STATE_RANK[state]:
+        return f"prowjob.json still says {written}, the message says {state}: waiting for crier"
+    return ""
+
+
+def _with(result: Result, outcome: Outcome, reason: str) -> Result:
+    return replace(result, outcome=outcome, reason=reason)
