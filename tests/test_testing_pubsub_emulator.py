@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import base64
 import json
+import socket
 import threading
+import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -216,3 +218,16 @@ def test_launcher_candidates_put_cloudsdk_root_first_without_duplicates() -> Non
         Path("/opt/sdk/platform/pubsub-emulator/bin/cloud-pubsub-emulator"),
         Path("/usr/lib/google-cloud-sdk/platform/pubsub-emulator/bin/cloud-pubsub-emulator"),
     ]
+
+
+@pytest.mark.emulator
+def test_taken_port_fails_fast_instead_of_hanging() -> None:
+    """A fixed port already in use fails at once (java would otherwise linger half-started)."""
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        started = time.monotonic()
+        with pytest.raises(EmulatorFailed, match=f"could not bind port {port}"):
+            PubSubEmulator(port=port, startup_timeout=20).start()
+    assert time.monotonic() - started < 10

@@ -75,6 +75,7 @@ LAUNCHER_IN_SDK = Path("platform/pubsub-emulator/bin/cloud-pubsub-emulator")
 DEFAULT_SDK_ROOT = Path("/usr/lib/google-cloud-sdk")
 LAUNCHER_NAME = "cloud-pubsub-emulator"
 READY_LINE = "Server started"
+BIND_FAILURE = "Address already in use"
 _STOP_TIMEOUT_SECONDS = 5.0
 _GCLOUD_INFO_TIMEOUT_SECONDS = 10.0
 _PULL_POLL_SECONDS = 0.05
@@ -179,9 +180,20 @@ class PubSubEmulator:
     object built, and an ``atexit`` hook stops it if the caller never did.
     """
 
-    def __init__(self, launcher: Path | None = None, *, startup_timeout: float = 30.0) -> None:
-        """Prepare an emulator; ``launcher`` overrides the search ``find_launcher`` does."""
+    def __init__(
+        self,
+        launcher: Path | None = None,
+        *,
+        port: int | None = None,
+        startup_timeout: float = 30.0,
+    ) -> None:
+        """Prepare an emulator.
+
+        ``launcher`` overrides the search ``find_launcher`` does; ``port`` fixes the port (by
+        default a free one is picked, and another tried if it is taken before java binds it).
+        """
         self._launcher = launcher
+        self._fixed_port = port
         self._startup_timeout = startup_timeout
         self._process: subprocess.Popen[str] | None = None
         self._reader: threading.Thread | None = None
@@ -202,23 +214,22 @@ class PubSubEmulator:
         if self._process is not None:
             raise RuntimeError("the emulator is already started")
         launcher = find_launcher(self._launcher)
-        failure: EmulatorFailed | None = None
-        for _ in range(_START_ATTEMPTS):
+        attempts = 1 if self._fixed_port is not None else _START_ATTEMPTS
+        for attempt in range(1, attempts + 1):
             try:
-                self._start_once(launcher)
+                self._start_once(launcher, self._fixed_port or _free_port())
             except EmulatorFailed as error:
-                failure = error
-                if "Address already in use" not in str(error):
+                if BIND_FAILURE not in str(error) or attempt == attempts:
                     raise
             else:
-                return self
-        assert failure is not None  # noqa: S101 - the loop ran and failed at least once
-        raise failure
+                break
+        return self
 
-    def _start_once(self, launcher: Path) -> None:
-        self._port = _free_port()
+    def _start_once(self, launcher: Path, port: int) -> None:
+        self._port = port
         self._output = []
         ready = threading.Event()
+        bind_failed = threading.Event()
         self._process = subprocess.Popen(  # noqa: S603 - fixed arguments, no shell
             [str(launcher), "--host=127.0.0.1", f"--port={self._port}"],
             stdin=subprocess.DEVNULL,
@@ -230,25 +241,30 @@ class PubSubEmulator:
         atexit.register(self.stop)
         self._reader = threading.Thread(
             target=self._read_output,
-            args=(self._process.stdout, ready),
+            args=(self._process.stdout, ready, bind_failed),
             name="pubsub-emulator-output",
             daemon=True,
         )
         self._reader.start()
         deadline = time.monotonic() + self._startup_timeout
         while not ready.wait(0.05):
-            if self._process.poll() is not None or time.monotonic() > deadline:
-                reason = (
-                    f"exited with status {self._process.returncode}"
-                    if self._process.poll() is not None
-                    else f"did not log {READY_LINE!r} within {self._startup_timeout} s"
-                )
-                self.stop()
-                raise EmulatorFailed(
-                    f"the Pub/Sub emulator ({launcher}) {reason}; its output:\n{self.output()}"
-                )
+            # After a failed bind java's main thread dies but netty's threads keep it alive.
+            if bind_failed.is_set():
+                reason = f"could not bind port {port}"
+            elif self._process.poll() is not None:
+                reason = f"exited with status {self._process.returncode}"
+            elif time.monotonic() > deadline:
+                reason = f"did not log {READY_LINE!r} within {self._startup_timeout} s"
+            else:
+                continue
+            self.stop()
+            raise EmulatorFailed(
+                f"the Pub/Sub emulator ({launcher}) {reason}; its output:\n{self.output()}"
+            )
 
-    def _read_output(self, stream: Iterable[str] | None, ready: threading.Event) -> None:
+    def _read_output(
+        self, stream: Iterable[str] | None, ready: threading.Event, bind_failed: threading.Event
+    ) -> None:
         # Drains the pipe for the emulator's whole life: a full pipe would block java.
         if stream is None:
             return
@@ -256,6 +272,8 @@ class PubSubEmulator:
             self._output.append(line)
             if READY_LINE in line:
                 ready.set()
+            elif BIND_FAILURE in line:
+                bind_failed.set()
 
     def stop(self) -> None:
         """Close the clients built here and kill the emulator's process group. Idempotent."""
