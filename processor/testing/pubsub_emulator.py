@@ -133,27 +133,31 @@ def find_launcher(launcher: Path | None = None) -> Path:
     ``EmulatorNotFound`` naming every place it looked and the Debian package that provides it.
     """
     if launcher is not None:
-        candidates = [launcher]
-    else:
-        candidates = launcher_candidates(os.environ, None)
-        found = next((path for path in candidates if _is_executable(path)), None)
-        if found is not None:
-            return found
+        if _is_executable(launcher):
+            return launcher
+        raise _not_found([str(launcher)])
+    candidates = launcher_candidates(os.environ, None)
+    found = _first_executable(candidates)
+    if found is None:  # asking gcloud takes about a second, so only when the usual places miss
         candidates = launcher_candidates(os.environ, _sdk_root_from_gcloud())
-    found = next((path for path in candidates if _is_executable(path)), None)
-    if found is not None:
-        return found
-    on_path = shutil.which(LAUNCHER_NAME) if launcher is None else None
-    if on_path is not None:
-        return Path(on_path)
-    looked = ", ".join(str(path) for path in candidates)
-    if launcher is None:
-        looked += f", and {LAUNCHER_NAME} on PATH"
-    raise EmulatorNotFound(
-        f"Google's Pub/Sub emulator is not installed: no executable launcher at {looked}. "
-        f"It comes from the Debian package {DEBIAN_PACKAGE} "
-        f"(apt-get install {DEBIAN_PACKAGE}); the emulator tests cannot run without it."
+        found = _first_executable(candidates)
+    if found is None and (on_path := shutil.which(LAUNCHER_NAME)) is not None:
+        found = Path(on_path)
+    if found is None:
+        raise _not_found([*map(str, candidates), f"{LAUNCHER_NAME} on PATH"])
+    return found
+
+
+def _not_found(looked: Sequence[str]) -> EmulatorNotFound:
+    return EmulatorNotFound(
+        f"Google's Pub/Sub emulator is not installed: looked for its launcher at "
+        f"{', '.join(looked)}. It comes from the Debian package {DEBIAN_PACKAGE} (from Google's "
+        f"Cloud SDK apt repository); the emulator tests cannot run without it."
     )
+
+
+def _first_executable(paths: Iterable[Path]) -> Path | None:
+    return next((path for path in paths if _is_executable(path)), None)
 
 
 def _is_executable(path: Path) -> bool:
