@@ -1,0 +1,514 @@
+"""An in-process OTLP trace receiver over real gRPC and real HTTP, for tests and the demo.
+
+``OtlpReceiver`` listens on 127.0.0.1 with OS-chosen ports, decodes every exported span into a
+frozen ``ReceivedSpan`` and can be told to refuse or slow down exports::
+
+    with OtlpReceiver() as receiver:
+        exporter = OTLPSpanExporter(endpoint=receiver.grpc_endpoint, insecure=True)
+        ...
+        assert receiver.wait_for(lambda r: len(r.spans()) >= 1, timeout=5)
+
+``ExportFaults`` is the fault switch it shares with the other fake backends.
+"""
+
+from __future__ import annotations
+
+import base64
+import gzip
+import json
+import threading
+import zlib
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from http import HTTPStatus
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from types import TracebackType
+from typing import Any, Self
+
+import grpc
+from google.protobuf import json_format
+from google.protobuf.message import DecodeError
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
+    ExportTraceServiceRequest,
+    ExportTraceServiceResponse,
+)
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2_grpc import (
+    TraceServiceServicer,
+    add_TraceServiceServicer_to_server,
+)
+from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
+
+TRACES_PATH = "/v1/traces"
+PROTOBUF_CONTENT_TYPE = "application/x-protobuf"
+JSON_CONTENT_TYPE = "application/json"
+# Enough workers that a delayed (slow-backend) export does not stall the next one.
+_GRPC_WORKERS = 8
+_GRPC_STOP_GRACE_SECONDS = 1.0
+# How often the HTTP server checks for shutdown: bounds how long stop() takes.
+_HTTP_POLL_SECONDS = 0.05
+
+
+@dataclass(frozen=True)
+class ReceivedEvent:
+    """One span event as the receiver decoded it."""
+
+    name: str
+    time_ns: int
+    attributes: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class ReceivedSpan:
+    """One span as the receiver decoded it; IDs are lowercase hex, enums are the proto's ints."""
+
+    trace_id: str
+    span_id: str
+    parent_span_id: str  # '' for a root span
+    name: str
+    kind: int  # opentelemetry.proto.trace.v1.Span.SpanKind value
+    start_ns: int
+    end_ns: int
+    attributes: dict[str, Any]
+    events: tuple[ReceivedEvent, ...]
+    status_code: int  # opentelemetry.proto.trace.v1.Status.StatusCode value
+    status_message: str
+    resource: dict[str, Any]
+    links: tuple[tuple[str, str], ...]  # (trace_id, span_id) of each link
+    scope_name: str = ""
+
+    @property
+    def key(self) -> tuple[str, str]:
+        """The span's identity: ``(trace_id, span_id)``."""
+        return (self.trace_id, self.span_id)
+
+
+class SpanConflict(AssertionError):
+    """One ``(trace_id, span_id)`` arrived twice with different contents: a product bug."""
+
+
+def decode_any_value(value: AnyValue) -> Any:  # noqa: ANN401 - an AnyValue is dynamically typed
+    """Turn an OTLP ``AnyValue`` into str, bool, int, float, bytes, list, dict or None."""
+    kind = value.WhichOneof("value")
+    if kind == "array_value":
+        return [decode_any_value(item) for item in value.array_value.values]
+    if kind == "kvlist_value":
+        return decode_attributes(value.kvlist_value.values)
+    if kind is None:
+        return None
+    return getattr(value, kind)
+
+
+def decode_attributes(key_values: Iterable[KeyValue]) -> dict[str, Any]:
+    """Turn OTLP ``KeyValue`` attributes into a plain dict."""
+    return {kv.key: decode_any_value(kv.value) for kv in key_values}
+
+
+def spans_from_request(request: ExportTraceServiceRequest) -> list[ReceivedSpan]:
+    """Decode every span of an export request, in request order."""
+    received: list[ReceivedSpan] = []
+    for resource_spans in request.resource_spans:
+        resource = decode_attributes(resource_spans.resource.attributes)
+        for scope_spans in resource_spans.scope_spans:
+            for span in scope_spans.spans:
+                received.append(  # noqa: PERF401 - a comprehension three loops deep reads worse
+                    ReceivedSpan(
+                        trace_id=span.trace_id.hex(),
+                        span_id=span.span_id.hex(),
+                        parent_span_id=span.parent_span_id.hex(),
+                        name=span.name,
+                        kind=span.kind,
+                        start_ns=span.start_time_unix_nano,
+                        end_ns=span.end_time_unix_nano,
+                        attributes=decode_attributes(span.attributes),
+                        events=tuple(
+                            ReceivedEvent(
+                                name=event.name,
+                                time_ns=event.time_unix_nano,
+                                attributes=decode_attributes(event.attributes),
+                            )
+                            for event in span.events
+                        ),
+                        status_code=span.status.code,
+                        status_message=span.status.message,
+                        resource=resource,
+                        links=tuple(
+                            (link.trace_id.hex(), link.span_id.hex()) for link in span.links
+                        ),
+                        scope_name=scope_spans.scope.name,
+                    )
+                )
+    return received
+
+
+def _hex_ids_to_base64(item: dict[str, Any], fields: Sequence[str]) -> None:
+    # OTLP JSON writes IDs as hex, where protobuf's JSON mapping expects base64 for bytes.
+    for field in fields:
+        if isinstance(item.get(field), str):
+            item[field] = base64.b64encode(bytes.fromhex(item[field])).decode("ascii")
+
+
+def request_from_otlp_json(body: bytes) -> ExportTraceServiceRequest:
+    """Parse an OTLP/JSON trace export body (hex IDs, camelCase keys) into its protobuf request.
+
+    Raises ``ValueError`` if the body is not valid OTLP/JSON.
+    """
+    document = json.loads(body)
+    for resource_spans in document.get("resourceSpans", []):
+        for scope_spans in resource_spans.get("scopeSpans", []):
+            for span in scope_spans.get("spans", []):
+                _hex_ids_to_base64(span, ("traceId", "spanId", "parentSpanId"))
+                for link in span.get("links", []):
+                    _hex_ids_to_base64(link, ("traceId", "spanId"))
+    request = ExportTraceServiceRequest()
+    try:
+        json_format.ParseDict(document, request, ignore_unknown_fields=True)
+    except json_format.ParseError as error:
+        raise ValueError(str(error)) from error
+    return request
+
+
+def decode_http_body(
+    body: bytes, content_type: str, content_encoding: str
+) -> ExportTraceServiceRequest:
+    """Decode an OTLP/HTTP trace body (protobuf or JSON, optionally gzip/deflate compressed).
+
+    Raises ``ValueError`` for an unsupported content type or encoding, or an undecodable body.
+    """
+    encoding = content_encoding.strip().lower()
+    if encoding == "gzip":
+        body = gzip.decompress(body)
+    elif encoding == "deflate":
+        body = zlib.decompress(body)
+    elif encoding not in {"", "identity"}:
+        raise ValueError(f"unsupported Content-Encoding {content_encoding!r}")
+    media_type = content_type.split(";", 1)[0].strip().lower()
+    if media_type == PROTOBUF_CONTENT_TYPE:
+        try:
+            return ExportTraceServiceRequest.FromString(body)
+        except DecodeError as error:
+            raise ValueError(str(error)) from error
+    if media_type == JSON_CONTENT_TYPE:
+        return request_from_otlp_json(body)
+    raise ValueError(f"unsupported Content-Type {content_type!r}")
+
+
+@dataclass(frozen=True)
+class Refusal:
+    """How a fake backend answers while refusing: this gRPC status, or this HTTP status."""
+
+    grpc_code: grpc.StatusCode
+    http_status: int
+
+
+class ExportFaults:
+    """The fault switch of a fake backend: refuse exports, or answer them slowly.
+
+    Thread-safe. ``interrupt()`` (called when the backend stops) cuts every pending delay short.
+    """
+
+    def __init__(self) -> None:
+        """Start accepting every export at once."""
+        self._lock = threading.Lock()
+        self._refusal: Refusal | None = None
+        self._delay_seconds = 0.0
+        self._stopping = threading.Event()
+
+    def refuse(
+        self,
+        code: grpc.StatusCode = grpc.StatusCode.UNAVAILABLE,
+        *,
+        http_status: int = HTTPStatus.SERVICE_UNAVAILABLE,
+    ) -> None:
+        """Fail every export from now on: gRPC with ``code``, HTTP with ``http_status``."""
+        with self._lock:
+            self._refusal = Refusal(grpc_code=code, http_status=http_status)
+
+    def accept(self) -> None:
+        """Accept exports again."""
+        with self._lock:
+            self._refusal = None
+
+    def set_delay(self, seconds: float) -> None:
+        """Wait ``seconds`` before answering each export (0 for no delay)."""
+        if seconds < 0:
+            raise ValueError(f"a delay cannot be negative, got {seconds}")
+        with self._lock:
+            self._delay_seconds = seconds
+
+    def refusal_after_delay(self) -> Refusal | None:
+        """Sleep the configured delay, then say whether to refuse this export (and how)."""
+        with self._lock:
+            delay = self._delay_seconds
+        if delay > 0:
+            self._stopping.wait(delay)
+        with self._lock:
+            return self._refusal
+
+    def interrupt(self) -> None:
+        """End every pending delay now: the backend is stopping."""
+        self._stopping.set()
+
+
+class OtlpReceiver:
+    """OTLP trace receiver on 127.0.0.1: gRPC ``TraceService/Export`` and HTTP ``POST /v1/traces``.
+
+    Use it as a context manager, or call ``start()`` and ``stop()``. Storage is thread-safe; every
+    accessor returns a snapshot. Duplicated spans are kept in ``spans()``: deduplication (and the
+    check that duplicates are identical) is ``unique_spans()``'s job.
+
+    Fault injection: ``refuse()`` fails every export (gRPC status ``code``, HTTP 503) until
+    ``accept()``; ``set_delay()`` makes every export wait before answering. A delayed export is
+    still stored, even if the client gave up waiting: that is what a slow real backend does.
+    """
+
+    def __init__(self) -> None:
+        """Create a stopped receiver; ``start()`` binds its ports."""
+        self._changed = threading.Condition(threading.RLock())
+        self._spans: list[ReceivedSpan] = []
+        self._export_requests = 0
+        self._refused_requests = 0
+        self._faults = ExportFaults()
+        self._grpc_server: grpc.Server | None = None
+        self._grpc_executor: ThreadPoolExecutor | None = None
+        self._grpc_port = 0
+        self._http_server: ThreadingHTTPServer | None = None
+        self._http_thread: threading.Thread | None = None
+
+    # Lifecycle
+
+    def start(self) -> Self:
+        """Start both servers on free ports of 127.0.0.1."""
+        if self._grpc_server is not None:
+            raise RuntimeError("the receiver is already started")
+        self._faults = ExportFaults()
+        self._grpc_executor = ThreadPoolExecutor(
+            max_workers=_GRPC_WORKERS, thread_name_prefix="otlp-grpc"
+        )
+        self._grpc_server = grpc.server(self._grpc_executor)
+        add_TraceServiceServicer_to_server(  # type: ignore[no-untyped-call]  # generated code has no annotations
+            _TraceService(self), self._grpc_server
+        )
+        self._grpc_port = self._grpc_server.add_insecure_port("127.0.0.1:0")
+        self._grpc_server.start()
+        self._http_server = ThreadingHTTPServer(("127.0.0.1", 0), _http_handler_for(self))
+        self._http_server.daemon_threads = True
+        self._http_thread = threading.Thread(
+            target=self._http_server.serve_forever,
+            kwargs={"poll_interval": _HTTP_POLL_SECONDS},
+            name="otlp-http",
+            daemon=True,
+        )
+        self._http_thread.start()
+        return self
+
+    def stop(self) -> None:
+        """Stop both servers and their threads; pending delays end at once. Idempotent."""
+        self._faults.interrupt()
+        if self._grpc_server is not None:
+            self._grpc_server.stop(grace=_GRPC_STOP_GRACE_SECONDS).wait()
+            self._grpc_server = None
+        if self._grpc_executor is not None:
+            self._grpc_executor.shutdown(wait=True)
+            self._grpc_executor = None
+        if self._http_server is not None:
+            self._http_server.shutdown()
+            self._http_server.server_close()
+            self._http_server = None
+        if self._http_thread is not None:
+            self._http_thread.join()
+            self._http_thread = None
+
+    def __enter__(self) -> Self:
+        """Start the receiver."""
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        """Stop the receiver."""
+        self.stop()
+
+    # Endpoints
+
+    @property
+    def grpc_endpoint(self) -> str:
+        """``127.0.0.1:PORT``, as ``OTLPSpanExporter(endpoint=..., insecure=True)`` takes it."""
+        if self._grpc_server is None:
+            raise RuntimeError("the receiver is not started")
+        return f"127.0.0.1:{self._grpc_port}"
+
+    @property
+    def http_endpoint(self) -> str:
+        """``http://127.0.0.1:PORT/v1/traces``, as the OTLP/HTTP ``OTLPSpanExporter`` takes it."""
+        if self._http_server is None:
+            raise RuntimeError("the receiver is not started")
+        return f"http://127.0.0.1:{self._http_server.server_port}{TRACES_PATH}"
+
+    # Fault injection
+
+    def refuse(self, code: grpc.StatusCode = grpc.StatusCode.UNAVAILABLE) -> None:
+        """Fail every export until ``accept()``: gRPC with ``code``, HTTP with 503.
+
+        OTLP exporters retry UNAVAILABLE (and HTTP 503) until their timeout: give the exporter a
+        short ``timeout`` in tests, or refuse with a non-retryable code such as PERMISSION_DENIED.
+        """
+        self._faults.refuse(code)
+
+    def accept(self) -> None:
+        """Accept exports again."""
+        self._faults.accept()
+
+    def set_delay(self, seconds: float) -> None:
+        """Make each export wait ``seconds`` before it is answered (0 to stop delaying)."""
+        self._faults.set_delay(seconds)
+
+    # What was received
+
+    def spans(self) -> list[ReceivedSpan]:
+        """Every received span in arrival order, duplicates included."""
+        with self._changed:
+            return list(self._spans)
+
+    def unique_spans(self) -> dict[tuple[str, str], ReceivedSpan]:
+        """Received spans by ``(trace_id, span_id)``, in first-arrival order.
+
+        Raises ``SpanConflict`` if one ``(trace_id, span_id)`` arrived with two different contents.
+        """
+        return unique_spans_of(self.spans())
+
+    def traces(self) -> dict[str, list[ReceivedSpan]]:
+        """Group the unique spans by trace ID, in arrival order (raises like ``unique_spans``)."""
+        grouped: dict[str, list[ReceivedSpan]] = {}
+        for span in self.unique_spans().values():
+            grouped.setdefault(span.trace_id, []).append(span)
+        return grouped
+
+    @property
+    def export_requests(self) -> int:
+        """How many export requests (gRPC and HTTP) were accepted and stored."""
+        with self._changed:
+            return self._export_requests
+
+    @property
+    def refused_requests(self) -> int:
+        """How many export requests were refused by ``refuse()``."""
+        with self._changed:
+            return self._refused_requests
+
+    def wait_for(self, predicate: Callable[[OtlpReceiver], bool], timeout: float) -> bool:
+        """Wait until ``predicate(self)`` holds, re-checking on every request; False on timeout."""
+        with self._changed:
+            return self._changed.wait_for(lambda: predicate(self), timeout=timeout)
+
+    def clear(self) -> None:
+        """Forget every received span and reset both request counters."""
+        with self._changed:
+            self._spans.clear()
+            self._export_requests = 0
+            self._refused_requests = 0
+
+    # Called by the servers
+
+    def _admit(self) -> Refusal | None:
+        refusal = self._faults.refusal_after_delay()
+        if refusal is not None:
+            with self._changed:
+                self._refused_requests += 1
+                self._changed.notify_all()
+        return refusal
+
+    def _store(self, request: ExportTraceServiceRequest) -> None:
+        decoded = spans_from_request(request)
+        with self._changed:
+            self._spans.extend(decoded)
+            self._export_requests += 1
+            self._changed.notify_all()
+
+
+def unique_spans_of(spans: Iterable[ReceivedSpan]) -> dict[tuple[str, str], ReceivedSpan]:
+    """Index spans by ``(trace_id, span_id)``; raise ``SpanConflict`` if a key has two contents."""
+    unique: dict[tuple[str, str], ReceivedSpan] = {}
+    for span in spans:
+        first = unique.setdefault(span.key, span)
+        if first != span:
+            raise SpanConflict(
+                f"span {span.key} was received with two different contents:\n"
+                f"  first: {first!r}\n  later: {span!r}"
+            )
+    return unique
+
+
+class _TraceService(TraceServiceServicer):
+    def __init__(self, receiver: OtlpReceiver) -> None:
+        self._receiver = receiver
+
+    def Export(  # noqa: N802 - the name is the gRPC method's
+        self, request: ExportTraceServiceRequest, context: grpc.ServicerContext
+    ) -> ExportTraceServiceResponse:
+        refusal = self._receiver._admit()  # noqa: SLF001 - the servicer is the receiver's own edge
+        if refusal is not None:
+            context.abort(refusal.grpc_code, "refused by the test receiver")
+        self._receiver._store(request)  # noqa: SLF001 - same
+        return ExportTraceServiceResponse()
+
+
+def _http_handler_for(receiver: OtlpReceiver) -> type[BaseHTTPRequestHandler]:
+    class OtlpHttpHandler(BaseHTTPRequestHandler):
+        # HTTP/1.0 closes each connection after its answer, so no handler thread outlives stop().
+        protocol_version = "HTTP/1.0"
+
+        def do_POST(self) -> None:
+            if self.path.split("?", 1)[0] != TRACES_PATH:
+                self._answer(HTTPStatus.NOT_FOUND, b"", "text/plain")
+                return
+            body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
+            content_type = self.headers.get("Content-Type", "")
+            try:
+                request = decode_http_body(
+                    body, content_type, self.headers.get("Content-Encoding", "")
+                )
+            except (ValueError, OSError, zlib.error) as error:
+                self._answer(HTTPStatus.BAD_REQUEST, str(error).encode(), "text/plain")
+                return
+            refusal = receiver._admit()  # noqa: SLF001 - the handler is the receiver's own edge
+            if refusal is not None:
+                self._answer(refusal.http_status, b"refused by the test receiver", "text/plain")
+                return
+            receiver._store(request)  # noqa: SLF001 - same
+            if content_type.startswith(JSON_CONTENT_TYPE):
+                self._answer(HTTPStatus.OK, b"{}", JSON_CONTENT_TYPE)
+            else:
+                response = ExportTraceServiceResponse().SerializeToString()
+                self._answer(HTTPStatus.OK, response, PROTOBUF_CONTENT_TYPE)
+
+        def _answer(self, status: int, body: bytes, content_type: str) -> None:
+            self.send_response(status)
+            self.send_header("Content-Type", content_type)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, format: str, *args: Any) -> None:  # noqa: A002, ANN401 - the base class's signature
+            """Keep test output quiet."""
+
+    return OtlpHttpHandler
+
+
+__all__ = [
+    "ExportFaults",
+    "OtlpReceiver",
+    "ReceivedEvent",
+    "ReceivedSpan",
+    "Refusal",
+    "SpanConflict",
+    "decode_any_value",
+    "decode_attributes",
+    "decode_http_body",
+    "request_from_otlp_json",
+    "spans_from_request",
+    "unique_spans_of",
+]
