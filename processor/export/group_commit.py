@@ -182,7 +182,8 @@ class GroupCommitExporter(SpanExporter):
         if not self._wait_drained(deadline):
             return False
         remaining_millis = max(0, int((deadline - time.monotonic()) * 1000))
-        return self._inner.force_flush(remaining_millis)
+        # SpanExporter's default force_flush returns None (nothing buffered): not a failure.
+        return self._inner.force_flush(remaining_millis) is not False
 
     def shutdown(self, timeout_millis: int = 30000) -> None:
         """Export what is queued, refuse new spans, then shut the inner exporter down."""
