@@ -29,7 +29,7 @@ class ScriptedExporter(SpanExporter):
         self,
         *,
         gated: bool = False,
-        outcomes: Sequence[SpanExportResult | Exception] = (),
+        outcomes: Sequence[SpanExportResult | BaseException] = (),
         delay: float = 0.0,
     ) -> None:
         """Script each call's outcome by index (SUCCESS past the end); ``gated`` holds calls."""
@@ -63,7 +63,7 @@ class ScriptedExporter(SpanExporter):
         with self._cond:
             self.active -= 1
         outcome = self._outcomes[index] if index < len(self._outcomes) else SUCCESS
-        if isinstance(outcome, Exception):
+        if isinstance(outcome, BaseException):
             raise outcome
         return outcome
 
@@ -98,7 +98,7 @@ class MakeInner(Protocol):
         self,
         *,
         gated: bool = False,
-        outcomes: Sequence[SpanExportResult | Exception] = (),
+        outcomes: Sequence[SpanExportResult | BaseException] = (),
         delay: float = 0.0,
     ) -> ScriptedExporter:
         """Build a ScriptedExporter whose gate is opened at teardown."""
@@ -140,7 +140,7 @@ def make_inner(pool: ThreadPoolExecutor) -> Iterator[MakeInner]:
     def make(
         *,
         gated: bool = False,
-        outcomes: Sequence[SpanExportResult | Exception] = (),
+        outcomes: Sequence[SpanExportResult | BaseException] = (),
         delay: float = 0.0,
     ) -> ScriptedExporter:
         inner = ScriptedExporter(gated=gated, outcomes=outcomes, delay=delay)
@@ -581,3 +581,23 @@ def test_rejects_nonsense_limits() -> None:
         GroupCommitExporter(inner, max_batch_spans=0)
     with pytest.raises(ValueError, match="max_queued_spans"):
         GroupCommitExporter(inner, max_queued_spans=0)
+
+
+def test_a_leader_killed_mid_export_hands_waiting_coroutines_to_their_loop(
+    pool: ThreadPoolExecutor, make_inner: MakeInner
+) -> None:
+    """SystemExit in a thread's export fails its batch; queued coroutines still get exported."""
+    inner = make_inner(gated=True, outcomes=[SystemExit(3), SUCCESS])
+    exporter = GroupCommitExporter(inner, max_wait=0)
+    a = submit(pool, exporter, "a")
+    inner.wait_for_exports(1)
+
+    async def queued_coroutines() -> list[SpanExportResult]:
+        waiting = [asyncio.create_task(exporter.export_async(spans_of(n))) for n in ("b", "c")]
+        await asyncio.to_thread(wait_until, lambda: exporter.queued_spans == 2)
+        inner.open_gate()
+        return await asyncio.gather(*waiting)
+
+    assert asyncio.run(asyncio.wait_for(queued_coroutines(), PATIENCE)) == [SUCCESS, SUCCESS]
+    assert isinstance(a.exception(timeout=PATIENCE), SystemExit)
+    assert [callers_in(batch) for batch in inner.batches] == [{"a"}, {"b", "c"}]

@@ -297,7 +297,7 @@ class GroupCommitExporter(SpanExporter):
             except RuntimeError:  # that loop is closed: nobody is left to tell
                 continue
 
-    def _hand_over(self) -> bool:
+    def _hand_over(self, *, may_continue: bool) -> bool:
         """Give up the leader role; True if this thread must go on leading."""
         self._leading = False
         if not self._pending:
@@ -305,6 +305,17 @@ class GroupCommitExporter(SpanExporter):
         head = self._pending[0]
         if head.sync_waiters:
             head.done.notify()  # that waiter wakes in _await_turn and takes over
+            return False
+        if not may_continue:
+            # This thread is unwinding (KeyboardInterrupt/SystemExit in an export) and only
+            # coroutines wait: have one of their loops start a leader in its executor.
+            for loop, _ in head.async_waiters:
+                try:
+                    loop.call_soon_threadsafe(self._start_async_leader, loop)
+                except RuntimeError:  # that loop is closed; try the next waiter's
+                    continue
+                self._leading = True
+                break
             return False
         # Only coroutines wait for the head batch and none of them holds a thread: keep going.
         self._leading = True
@@ -326,11 +337,15 @@ class GroupCommitExporter(SpanExporter):
                     spans=len(batch.spans),
                     callers=batch.callers,
                 )
-            finally:
-                # Even a BaseException must release this batch's callers and the leader role.
+            except BaseException:
+                # KeyboardInterrupt/SystemExit: still release this batch's callers and the role.
                 with self._lock:
-                    self._publish(batch, result)
-                    go_on = self._hand_over()
+                    self._publish(batch, SpanExportResult.FAILURE)
+                    self._hand_over(may_continue=False)
+                raise
+            with self._lock:
+                self._publish(batch, result)
+                go_on = self._hand_over(may_continue=True)
             if not go_on:
                 return
 
