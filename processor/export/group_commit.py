@@ -23,7 +23,8 @@ Design: a leader/follower group commit with a bounded linger (as in a database's
   ``max_wait``). ``max_wait=0`` gives pure pipelining: the batch size then tracks the arrival rate
   times the export latency, which already keeps exports few at high concurrency; a small positive
   ``max_wait`` trades at most that much latency for fewer, larger exports when the inner exporter
-  is fast. A linger ends early on ``force_flush``/``shutdown`` and when callers are blocked by
+  is fast (on loopback OTLP/gRPC, 80 callers each working 20 ms between exports made 239
+  exports at ``max_wait=0`` and 96 at 5 ms, for 2.9 vs 6.6 ms median latency). A linger ends early on ``force_flush``/``shutdown`` and when callers are blocked by
   backpressure (the batch cannot grow then).
 * Backpressure: when admitting a caller would put more than ``max_queued_spans`` spans in the queue
   (spans waiting for an export, not those in flight), the caller blocks until a batch leaves the
@@ -33,14 +34,15 @@ Why one inner export at a time: the OpenTelemetry trace SDK specification says `
 never be called concurrently for the same exporter instance, and exporters are written to that
 contract. In opentelemetry-exporter-otlp-proto-grpc 1.45 ``_export`` takes no lock and, on an
 UNAVAILABLE error, closes and replaces ``self._channel``/``self._client``, which would pull the
-channel from under a concurrent call; the HTTP exporter shares one ``requests.Session``. Serial
+channel from under a concurrent call; the HTTP exporter sends through one shared transport. Serial
 exports are therefore the safe choice, and group commit recovers the throughput that concurrency
 would have given: one export of N callers' spans costs about one round trip.
 
 ``export_async`` is the asyncio entry: a coroutine joins a batch and awaits a future that the
 leader completes through ``loop.call_soon_threadsafe``, so waiting holds no thread. Only a
 coroutine that must lead runs the (blocking) inner export in the loop's default executor: one
-thread per in-flight export, not per request. A thread leader whose next batch holds only
+thread per in-flight export, not per request (a coroutine held by backpressure waits in an
+executor thread, as that wait blocks). A thread leader whose next batch holds only
 coroutines keeps leading for them (its own result is already published, but its caller returns
 after that export), so mixing sync and async callers stays correct.
 
