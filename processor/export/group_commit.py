@@ -24,8 +24,9 @@ Design: a leader/follower group commit with a bounded linger (as in a database's
   times the export latency, which already keeps exports few at high concurrency; a small positive
   ``max_wait`` trades at most that much latency for fewer, larger exports when the inner exporter
   is fast (on loopback OTLP/gRPC, 80 callers each working 20 ms between exports made 239
-  exports at ``max_wait=0`` and 96 at 5 ms, for 2.9 vs 6.6 ms median latency). A linger ends early on ``force_flush``/``shutdown`` and when callers are blocked by
-  backpressure (the batch cannot grow then).
+  exports at ``max_wait=0`` and 96 at 5 ms, for 2.9 vs 6.6 ms median latency). A linger ends
+  early on ``force_flush``/``shutdown`` and when callers are blocked by backpressure (the batch
+  cannot grow then).
 * Backpressure: when admitting a caller would put more than ``max_queued_spans`` spans in the queue
   (spans waiting for an export, not those in flight), the caller blocks until a batch leaves the
   queue. A caller is always admitted to an empty queue, so an oversized caller cannot deadlock.
