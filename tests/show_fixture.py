@@ -143,7 +143,7 @@ def e2e_job_spans() -> list[ReadableSpan]:
     )
     job.add("/pod/schedule", "pod/schedule", 4.2, 4.9)
     job.add(
-        "/pod/init/clonerefs",
+        "/pod/init-clonerefs",
         "init/clonerefs",
         6.0,
         37.8,
@@ -152,7 +152,7 @@ def e2e_job_spans() -> list[ReadableSpan]:
             "cicd.pipeline.task.run.result": "success",
         },
     )
-    clone = "/pod/init/clonerefs/kubernetes"
+    clone = "/pod/init-clonerefs/kubernetes"
     job.add(
         clone,
         "clone kubernetes/kubernetes",
@@ -172,19 +172,19 @@ def e2e_job_spans() -> list[ReadableSpan]:
     )
     offset = 6.1
     for index, (command, seconds) in enumerate(commands):
-        job.add(f"{clone}/git/{index}", command, offset, offset + seconds)
+        job.add(f"{clone}/git-{index}", command, offset, offset + seconds)
         offset += seconds
     job.add(
-        "/pod/init/clonerefs/test-infra",
+        "/pod/init-clonerefs/test-infra",
         "clone kubernetes/test-infra",
         34.6,
         37.7,
         attributes={"vcs.repository.url.full": "https://github.com/kubernetes/test-infra"},
     )
-    job.add("/pod/init/initupload", "init/initupload", 37.8, 39.9)
-    job.add("/pod/init/place-entrypoint", "init/place-entrypoint", 40.0, 40.6)
+    job.add("/pod/init-initupload", "init/initupload", 37.8, 39.9)
+    job.add("/pod/init-place-entrypoint", "init/place-entrypoint", 40.0, 40.6)
     job.add(
-        "/pod/container/test",
+        "/pod/container-test",
         "container/test",
         41.2,
         3_719.3,
@@ -198,7 +198,7 @@ def e2e_job_spans() -> list[ReadableSpan]:
         events=(("exception", 3_719.2, {"exception.message": "3 tests failed"}),),
     )
     job.add(
-        "/pod/container/sidecar",
+        "/pod/container-sidecar",
         "container/sidecar",
         41.2,
         3_724.8,
@@ -234,9 +234,9 @@ def unit_job_spans() -> list[ReadableSpan]:
     )
     job.add("/queue", "queue", 0, 0.85)
     job.add("/pod", "pod pull-kubernetes-unit-0b9d7e21", 0.85, 731.5)
-    job.add("/pod/init/clonerefs", "init/clonerefs", 2.0, 14.3)
+    job.add("/pod/init-clonerefs", "init/clonerefs", 2.0, 14.3)
     job.add(
-        "/pod/container/test",
+        "/pod/container-test",
         "container/test",
         15.0,
         730.9,
