@@ -221,3 +221,10 @@ def test_every_span_shows_exactly_once(pairs: list[tuple[str, str | None]]) -> N
     shown = [row.span for view in build_trace_views(spans) for row in view.rows + view.orphan_rows]
 
     assert sorted(shown, key=id) == sorted(spans, key=id)
+
+
+def test_an_unset_root_has_no_result() -> None:
+    """A root with neither a result attribute nor a status shows no result badge."""
+    view = build_trace_views([_span("1", None)])[0]
+
+    assert (view.result, view.outcome) == ("", Outcome.NEUTRAL)

@@ -215,6 +215,8 @@ def _result(root: ShownSpan) -> tuple[str, Outcome]:
     declared = root.attributes.get("cicd.pipeline.result")
     if isinstance(declared, str) and declared:
         return declared, _RESULT_OUTCOMES.get(declared.lower(), Outcome.NEUTRAL)
+    if root.status_code is StatusCode.UNSET:
+        return "", Outcome.NEUTRAL  # no result declared: no badge rather than "unset"
     return status_label(root.status_code), status_outcome(root.status_code)
 
 
