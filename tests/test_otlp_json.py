@@ -309,3 +309,8 @@ def test_sdk_conversion_formats_ids_as_hex() -> None:
     assert child.trace_id == E2E_TRACE_HEX
     assert child.parent_span_id == E2E_TRACE_HEX[:16]
     assert child.end_ns - child.start_ns == round(4.2 * SECOND)
+
+
+def test_lines_of_other_signals_hold_no_spans() -> None:
+    """A collector file line with metrics or logs (not traces) is valid and yields no spans."""
+    assert read_otlp_json(['{"resourceMetrics": [{"scopeMetrics": []}]}']) == []

@@ -149,9 +149,9 @@ def _trace_view(trace_id: str, spans: list[ShownSpan]) -> TraceView:
     orphans = [span for span in tops if span.parent_span_id is not None]
     orphan_rows = layout.subtrees(orphans, orphan=True)
     # Whatever is still unplaced hangs off a parent cycle: show it as orphaned too.
-    while len(placed) < len(spans):
-        stranded = min((s for s in spans if id(s) not in placed), key=_start_order)
-        orphan_rows += layout.subtrees([stranded], orphan=True)
+    for stranded in sorted(spans, key=_start_order):
+        if id(stranded) not in placed:
+            orphan_rows += layout.subtrees([stranded], orphan=True)
 
     root = _title_span(roots)
     result, outcome = _result(root) if root is not None else ("", Outcome.NEUTRAL)
