@@ -197,3 +197,13 @@ def test_an_ascii_terminal_gets_ascii_bars() -> None:
 
     assert "`-x container/test" in text
     assert "#" * 20 in text
+
+
+def test_deep_nesting_leaves_room_for_names() -> None:
+    """Rows 40 levels deep still show their names: only the innermost guides are drawn."""
+    spans = [_span(1, None, 0, 100, "root")] + [
+        _span(index, index - 1, index, 100, f"d{index}") for index in range(2, 42)
+    ]
+    text = _render(spans, width=80)
+
+    assert "\n…" + "  " * 10 + "└─d41 " in text

@@ -38,6 +38,7 @@ _OUTCOME_STYLES = {
 _DURATION_WIDTH = 8
 _MIN_BAR_WIDTH = 10
 _MIN_NAME_WIDTH = 16
+_MAX_GUIDE_LEVELS = 12  # deeper rows show only the innermost levels' guides
 _NAME_SHARE = 0.45  # the name column never takes more of the width than this
 
 
@@ -139,6 +140,8 @@ def _row_label(row: Row, glyphs: _Glyphs, *, under_marker: bool | None = None) -
     guides = "".join(glyphs.blank if last else glyphs.pipe for last in levels[:-1])
     if levels:
         guides += glyphs.corner if levels[-1] else glyphs.tee
+    if len(levels) > _MAX_GUIDE_LEVELS:  # very deep trees: keep room for the name
+        guides = glyphs.ellipsis + guides[-2 * (_MAX_GUIDE_LEVELS - 1) :]
     span = row.span
     is_error = status_outcome(span.status_code) is Outcome.BAD
     label = Text(guides, style="dim")

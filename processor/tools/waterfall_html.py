@@ -80,7 +80,7 @@ summary.row { list-style: none; cursor: pointer; min-height: 1.6rem; }
 summary.row::-webkit-details-marker { display: none; }
 summary.row:hover, summary.row:focus-visible { background: var(--hover); outline: none; }
 .name { display: flex; align-items: center; min-width: 0;
-  padding-left: calc(var(--depth, 0) * 1.1rem); }
+  padding-left: calc(min(var(--depth, 0), 16) * 1.1rem); }
 .name .label { flex: 0 0 auto; max-width: calc(100% - 1rem); overflow: hidden; white-space: nowrap;
   text-overflow: ellipsis; }
 .caret { flex: none; width: .9rem; color: var(--muted); transition: transform .1s; }
@@ -95,7 +95,7 @@ details[open] > summary .caret { transform: rotate(90deg); }
 .ev { position: absolute; top: 0; width: 2px; height: 1rem; background: var(--fg);
   opacity: .55; }
 .dur { text-align: right; color: var(--muted); }
-.info { padding: .5rem 1rem .8rem calc(1.5rem + var(--depth, 0) * 1.1rem);
+.info { padding: .5rem 1rem .8rem calc(1.5rem + min(var(--depth, 0), 16) * 1.1rem);
   background: var(--panel); border-top: 1px dashed var(--line); }
 .info h4 { margin: .6rem 0 .2rem; font-size: 13px; }
 .info table { border-collapse: collapse; width: 100%; }
