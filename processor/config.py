@@ -16,13 +16,34 @@ Variables (all optional):
 ``PROWTRACE_LOG_FORMAT``           ``json`` (default; Cloud Logging's fields) or ``console``
 =================================  =========================================================
 
-The exporter is chosen by the standard ``OTEL_*`` variables (:mod:`processor.export.exporters`);
-the transports' own settings live with them but are parsed by the helpers here.
+The exporter is chosen by the standard ``OTEL_*`` variables (:mod:`processor.export.exporters`).
+
+``prowtrace serve`` (push endpoint):
+
+=====================================  ====================================================
+``PORT``                               listening port (Cloud Run sets it); default 8080
+``PROWTRACE_PUSH_PATH``                path of the push endpoint; default ``/``
+``PROWTRACE_PUSH_AUTH``                ``oidc`` (default) or ``off`` (local use only:
+                                       refused on Cloud Run, where ``K_SERVICE`` is set)
+``PROWTRACE_PUSH_AUDIENCE``            the OIDC token's expected ``aud`` (the service URL)
+``PROWTRACE_PUSH_ALLOWED_EMAILS``      comma-separated push service-account emails
+``PROWTRACE_PUSH_MAX_BODY_BYTES``      larger requests get 413; default 2097152
+=====================================  ====================================================
+
+``prowtrace pull`` (streaming pull worker):
+
+=====================================  ====================================================
+``PROWTRACE_SUBSCRIPTION``             ``projects/P/subscriptions/S`` (or ``--subscription``)
+``PROWTRACE_MAX_OUTSTANDING_MESSAGES`` flow control: leased, unacked messages; default 256
+``PROWTRACE_MAX_OUTSTANDING_BYTES``    flow control: their bytes; default 67108864
+``PROWTRACE_PULL_THREADS``             messages processed at once; default 32
+=====================================  ====================================================
 """
 
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import timedelta
@@ -120,3 +141,117 @@ def number(value: str | float | None, name: str, default: float, *, minimum: flo
     if parsed < minimum:
         raise ConfigError(f"{name}={value!r} must be at least {minimum:g}")
     return parsed
+
+
+SUBSCRIPTION_PATTERN = re.compile(r"^projects/[^/]+/subscriptions/[^/]+$")
+
+
+@dataclass(frozen=True, slots=True)
+class PullSettings:
+    """Flow control and concurrency of the pull worker."""
+
+    subscription: str
+    max_outstanding_messages: int = 256
+    """Messages leased but not yet acked; bounds memory and in-flight work."""
+    max_outstanding_bytes: int = 64 * 1024 * 1024
+    threads: int = 32
+    """Callbacks running at once (each mostly waits on storage reads and exports)."""
+    shutdown_timeout: float = 8.0
+    """Cloud Run gives 10 s after SIGTERM; finish in-flight messages inside that."""
+
+    def __post_init__(self) -> None:
+        """Check the subscription path's shape, naming the expected form."""
+        if not SUBSCRIPTION_PATTERN.match(self.subscription):
+            raise ConfigError(
+                f"subscription {self.subscription!r}: expected projects/PROJECT/subscriptions/NAME "
+                "(--subscription or PROWTRACE_SUBSCRIPTION)"
+            )
+
+
+def load_pull_settings(env: Mapping[str, str], subscription: str | None) -> PullSettings:
+    """Read :class:`PullSettings`; ``subscription`` (the flag) wins over the variable."""
+    return PullSettings(
+        subscription=subscription or env.get("PROWTRACE_SUBSCRIPTION", ""),
+        max_outstanding_messages=int(
+            number(
+                env.get("PROWTRACE_MAX_OUTSTANDING_MESSAGES"),
+                "PROWTRACE_MAX_OUTSTANDING_MESSAGES",
+                256,
+                minimum=1,
+            )
+        ),
+        max_outstanding_bytes=int(
+            number(
+                env.get("PROWTRACE_MAX_OUTSTANDING_BYTES"),
+                "PROWTRACE_MAX_OUTSTANDING_BYTES",
+                64 * 1024 * 1024,
+                minimum=1024,
+            )
+        ),
+        threads=int(
+            number(env.get("PROWTRACE_PULL_THREADS"), "PROWTRACE_PULL_THREADS", 32, minimum=1)
+        ),
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class PushSettings:
+    """How the push endpoint listens and what it accepts."""
+
+    host: str = "0.0.0.0"  # noqa: S104 - Cloud Run routes to the container's port on all interfaces
+    port: int = 8080
+    path: str = "/"
+    auth: str = "oidc"
+    audience: str = ""
+    allowed_emails: frozenset[str] = frozenset()
+    max_body_bytes: int = 2 * 1024 * 1024
+    """Crier's messages are ~1 KiB; base64 and the envelope add a third. 2 MiB is generous."""
+    body_timeout: float = 10.0
+    handler_threads: int = 96
+    """At least Cloud Run's default concurrency (80), so no request waits for a thread."""
+    shutdown_timeout: float = 8.0
+
+
+def load_push_settings(
+    env: Mapping[str, str], *, host: str | None = None, port: int | None = None
+) -> PushSettings:
+    """Read :class:`PushSettings`, refusing unauthenticated serving on Cloud Run."""
+    auth = env.get("PROWTRACE_PUSH_AUTH", "oidc").strip().lower() or "oidc"
+    if auth not in {"oidc", "off"}:
+        raise ConfigError(f"PROWTRACE_PUSH_AUTH={auth!r}: choose oidc or off")
+    audience = env.get("PROWTRACE_PUSH_AUDIENCE", "").strip()
+    emails = frozenset(
+        email.strip()
+        for email in env.get("PROWTRACE_PUSH_ALLOWED_EMAILS", "").split(",")
+        if email.strip()
+    )
+    if auth == "off" and env.get("K_SERVICE"):
+        raise ConfigError(
+            "PROWTRACE_PUSH_AUTH=off is for local use only and is refused on Cloud Run "
+            "(K_SERVICE is set): set PROWTRACE_PUSH_AUDIENCE and PROWTRACE_PUSH_ALLOWED_EMAILS"
+        )
+    if auth == "oidc" and (not audience or not emails):
+        raise ConfigError(
+            "push authentication is on (PROWTRACE_PUSH_AUTH=oidc, the default) but "
+            "PROWTRACE_PUSH_AUDIENCE and PROWTRACE_PUSH_ALLOWED_EMAILS are not both set; "
+            "for local use without tokens (e.g. the Pub/Sub emulator) set PROWTRACE_PUSH_AUTH=off"
+        )
+    path = env.get("PROWTRACE_PUSH_PATH", "/") or "/"
+    if not path.startswith("/"):
+        raise ConfigError(f"PROWTRACE_PUSH_PATH={path!r} must start with /")
+    return PushSettings(
+        host=host or "0.0.0.0",  # noqa: S104 - see PushSettings.host
+        port=port if port is not None else int(number(env.get("PORT"), "PORT", 8080, minimum=0)),
+        path=path,
+        auth=auth,
+        audience=audience,
+        allowed_emails=emails,
+        max_body_bytes=int(
+            number(
+                env.get("PROWTRACE_PUSH_MAX_BODY_BYTES"),
+                "PROWTRACE_PUSH_MAX_BODY_BYTES",
+                2 * 1024 * 1024,
+                minimum=1024,
+            )
+        ),
+    )

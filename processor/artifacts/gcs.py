@@ -36,9 +36,9 @@ from google.api_core import exceptions as api_exceptions
 from google.api_core.retry import Retry
 from google.auth import exceptions as auth_exceptions
 from google.auth.credentials import AnonymousCredentials
-from google.cloud import storage  # type: ignore[import-untyped]
-from google.cloud.storage import exceptions as storage_exceptions  # type: ignore[import-untyped]
-from google.cloud.storage.retry import DEFAULT_RETRY  # type: ignore[import-untyped]
+from google.cloud import storage
+from google.cloud.storage import exceptions as storage_exceptions
+from google.cloud.storage.retry import DEFAULT_RETRY
 
 from processor.artifacts import (
     DEFAULT_MAX_ARTIFACT_BYTES,

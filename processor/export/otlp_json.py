@@ -287,7 +287,7 @@ def _attributes(pairs: Iterable[KeyValue]) -> dict[str, AttributeValue]:
     return {pair.key: _value(pair.value) for pair in pairs}
 
 
-def _value(value: AnyValue) -> AttributeValue:  # noqa: PLR0911 - one return per AnyValue case
+def _value(value: AnyValue) -> AttributeValue:
     kind = value.WhichOneof("value")
     if kind == "string_value":
         return value.string_value

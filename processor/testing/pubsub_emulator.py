@@ -53,7 +53,7 @@ from typing import Self
 
 import grpc
 from google.api_core.exceptions import DeadlineExceeded
-from google.cloud.pubsub_v1 import (  # type: ignore[import-untyped]  # the wrapper ships no py.typed
+from google.cloud.pubsub_v1 import (  # untyped: see pyproject mypy overrides
     SubscriberClient as StreamingSubscriberClient,
 )
 from google.protobuf import duration_pb2

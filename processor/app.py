@@ -1,0 +1,34 @@
+"""Assemble a running pipeline from settings: the one place edges are chosen and wired."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+
+from opentelemetry.sdk.trace.export import SpanExporter
+
+from processor.artifacts import open_store
+from processor.config import Settings
+from processor.export.exporters import build_exporter, build_resource
+from processor.export.otel import SpanConverter
+from processor.pipeline import Pipeline, PipelineSettings
+
+
+def build_pipeline(
+    settings: Settings,
+    env: Mapping[str, str] = os.environ,
+    *,
+    exporter: SpanExporter | None = None,
+) -> Pipeline:
+    """Return a pipeline reading artifacts as ``settings`` say and exporting as ``env`` says.
+
+    ``exporter`` replaces the one ``OTEL_TRACES_EXPORTER`` would select (tests, demo, group
+    commit wrappers).
+    """
+    store = open_store(settings.artifacts, max_bytes=settings.max_artifact_bytes)
+    return Pipeline(
+        store=store,
+        exporter=exporter if exporter is not None else build_exporter(env),
+        converter=SpanConverter(build_resource(env)),
+        settings=PipelineSettings(id_mode=settings.id_mode, grace=settings.grace),
+    )

@@ -1,0 +1,203 @@
+"""``prowtrace serve``: the Pub/Sub push endpoint for Cloud Run.
+
+A 2xx answer acks the message; anything else nacks it and the subscription's retry policy
+applies. Every request is checked in this order, and refused before any processing:
+
+1. draining after SIGTERM                          → 503 (Pub/Sub retries elsewhere)
+2. not ``application/json``                        → 415
+3. declared body larger than the limit             → 413
+4. OIDC token (when enabled): missing or invalid   → 401; email not allowed → 403;
+   Google's keys unreachable                       → 503
+5. body not received within the read timeout       → 408 (slow-loris style clients)
+6. not a Pub/Sub push envelope                     → 400
+
+Then the pipeline runs on a thread pool (it blocks on storage reads and exports; concurrent
+requests meet in the group-commit exporter) and the outcome maps to the answer: ack → 204,
+retryable → 503, poison with a dead-letter policy → 422 (nack, so Pub/Sub dead-letters it),
+poison without one → 204 after an ERROR log (see :mod:`processor.transports.disposition`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+
+import structlog
+from aiohttp import web
+
+from processor.config import PushSettings
+from processor.core.message import Delivery, InvalidEnvelope, delivery_from_push
+from processor.pipeline import Outcome, Result
+from processor.transports.disposition import dispose
+from processor.transports.oidc import (
+    OidcVerifier,
+    Rejection,
+    Unauthenticated,
+    VerifierUnavailable,
+)
+
+log = structlog.get_logger("prowtrace.push")
+
+STATUS_ACK = 204
+STATUS_RETRY = 503
+STATUS_POISON = 422
+
+
+class _Refused(Exception):
+    """A request turned away before processing, with the status that says why."""
+
+    def __init__(self, status: int, reason: str) -> None:
+        super().__init__(reason)
+        self.status = status
+        self.reason = reason
+
+
+class PushEndpoint:
+    """The request handlers, their shared state, and the thread pool the pipeline runs on."""
+
+    def __init__(
+        self,
+        handle: Callable[[Delivery], Result],
+        settings: PushSettings,
+        *,
+        verifier: OidcVerifier | None,
+        project: str = "",
+    ) -> None:
+        """Serve ``handle``; ``verifier`` ``None`` means authentication is off."""
+        self._handle = handle
+        self._settings = settings
+        self._verifier = verifier
+        self._project = project
+        self._pool = ThreadPoolExecutor(
+            max_workers=settings.handler_threads, thread_name_prefix="prowtrace-push"
+        )
+        self.draining = False
+        self.in_flight = 0
+        self._idle = asyncio.Event()
+        self._idle.set()
+
+    async def push(self, request: web.Request) -> web.Response:
+        """Take one push envelope; the status code is the ack (2xx) or the nack."""
+        try:
+            self._admit(request)
+            await self._authenticate(request)
+            delivery = await self._read_envelope(request)
+        except _Refused as refused:
+            log.warning("push_refused", status=refused.status, reason=refused.reason)
+            return web.Response(status=refused.status, text=refused.reason)
+        self.in_flight += 1
+        self._idle.clear()
+        try:
+            loop = asyncio.get_running_loop()
+            result = await loop.run_in_executor(self._pool, self._handle, delivery)
+        finally:
+            self.in_flight -= 1
+            if self.in_flight == 0:
+                self._idle.set()
+        disposition = dispose(result, delivery, project=self._project)
+        getattr(log, disposition.level)("message", **disposition.fields)
+        if disposition.ack:
+            return web.Response(status=STATUS_ACK)
+        status = STATUS_RETRY if result.outcome is Outcome.RETRY else STATUS_POISON
+        return web.Response(status=status, text=result.reason)
+
+    def _admit(self, request: web.Request) -> None:
+        if self.draining:
+            raise _Refused(STATUS_RETRY, "shutting down; Pub/Sub will redeliver")
+        if request.content_type != "application/json":
+            raise _Refused(415, f"expected application/json, got {request.content_type}")
+        length = request.content_length
+        if length is not None and length > self._settings.max_body_bytes:
+            raise _Refused(413, f"body of {length} bytes exceeds {self._settings.max_body_bytes}")
+
+    async def _authenticate(self, request: web.Request) -> None:
+        if self._verifier is None:
+            return
+        header = request.headers.get("Authorization")
+        loop = asyncio.get_running_loop()
+        try:
+            await loop.run_in_executor(self._pool, self._verifier.verify, header)
+        except Unauthenticated as error:
+            status = 403 if error.reason is Rejection.EMAIL_NOT_ALLOWED else 401
+            raise _Refused(status, f"{error.reason}: {error}") from None
+        except VerifierUnavailable as error:
+            raise _Refused(STATUS_RETRY, f"cannot verify tokens now: {error}") from None
+
+    async def _read_envelope(self, request: web.Request) -> Delivery:
+        limit = self._settings.max_body_bytes
+        try:
+            body = await asyncio.wait_for(request.read(), self._settings.body_timeout)
+        except TimeoutError:
+            timeout = self._settings.body_timeout
+            raise _Refused(408, f"body not received within {timeout:g} s") from None
+        except web.HTTPRequestEntityTooLarge:
+            raise _Refused(413, f"body exceeds {limit} bytes") from None
+        try:
+            return delivery_from_push(body)
+        except InvalidEnvelope as error:
+            raise _Refused(400, str(error)) from None
+
+    async def healthz(self, _request: web.Request) -> web.Response:
+        """Liveness: the process answers."""
+        return web.Response(text="ok")
+
+    async def readyz(self, _request: web.Request) -> web.Response:
+        """Readiness: not draining."""
+        if self.draining:
+            return web.Response(status=503, text="draining")
+        return web.Response(text="ready")
+
+    async def drain(self) -> None:
+        """Refuse new messages and wait (bounded) for in-flight ones to finish."""
+        self.draining = True
+        log.info("serve_draining", in_flight=self.in_flight)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._idle.wait(), self._settings.shutdown_timeout)
+
+    async def close(self, _app: web.Application) -> None:
+        """Release the thread pool."""
+        self._pool.shutdown(wait=False, cancel_futures=True)
+
+
+ENDPOINT = web.AppKey("endpoint", PushEndpoint)
+
+
+def create_app(endpoint: PushEndpoint, settings: PushSettings) -> web.Application:
+    """Return the aiohttp application routing to ``endpoint``."""
+    app = web.Application(client_max_size=settings.max_body_bytes)
+    app[ENDPOINT] = endpoint
+    app.router.add_post(settings.path, endpoint.push)
+    app.router.add_get("/healthz", endpoint.healthz)
+    app.router.add_get("/readyz", endpoint.readyz)
+    app.on_cleanup.append(endpoint.close)
+    return app
+
+
+async def serve(
+    app: web.Application,
+    settings: PushSettings,
+    stop: asyncio.Event,
+    *,
+    started: Callable[[int], None] | None = None,
+) -> None:
+    """Serve ``app`` until ``stop`` is set, then drain in-flight requests and close.
+
+    ``started`` is called with the bound port once listening (useful with port 0).
+    """
+    runner = web.AppRunner(app, access_log=None, shutdown_timeout=settings.shutdown_timeout)
+    await runner.setup()
+    site = web.TCPSite(runner, settings.host, settings.port, backlog=512)
+    await site.start()
+    port = settings.port
+    server = site._server  # noqa: SLF001 - aiohttp exposes the bound socket only here
+    if isinstance(server, asyncio.Server) and server.sockets:
+        port = server.sockets[0].getsockname()[1]
+    log.info("serve_started", host=settings.host, port=port, path=settings.path)
+    if started is not None:
+        started(port)
+    await stop.wait()
+    await app[ENDPOINT].drain()
+    await runner.cleanup()
+    log.info("serve_stopped")
