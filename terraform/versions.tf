@@ -1,0 +1,14 @@
+terraform {
+  # Preconditions/postconditions (1.2) and optional object attributes (1.3); 1.5 is the oldest
+  # release this module is checked with.
+  required_version = ">= 1.5.0"
+
+  required_providers {
+    google = {
+      source = "hashicorp/google"
+      # 7.18.0 fixed the permadiff on google_cloud_run_v2_worker_pool's scaling.scaling_mode
+      # (the resource itself exists since 6.38.0); stay below the next major's breaking changes.
+      version = ">= 7.18.0, < 8.0.0"
+    }
+  }
+}
