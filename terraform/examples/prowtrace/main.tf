@@ -11,6 +11,8 @@ module "prowtrace" {
   delivery_mode    = var.delivery_mode
   artifact_buckets = var.artifact_buckets
 
+  manage_artifact_bucket_iam = var.manage_artifact_bucket_iam
+
   traces_exporter     = var.traces_exporter
   trace_project_id    = var.trace_project_id
   otlp_endpoint       = var.otlp_endpoint

@@ -29,6 +29,12 @@ variable "artifact_buckets" {
   description = "Prow artifact bucket names (no gs://)."
 }
 
+variable "manage_artifact_bucket_iam" {
+  type        = bool
+  default     = true
+  description = "Grant the runtime account objectViewer on artifact_buckets; false when a Prow admin grants it (docs/DEPLOY.md)."
+}
+
 variable "traces_exporter" {
   type        = string
   default     = "gcp_otlp"
