@@ -22,9 +22,9 @@ locals {
   # the push OIDC tokens.
   pubsub_service_agent = "serviceAccount:service-${data.google_project.pipeline.number}@gcp-sa-pubsub.iam.gserviceaccount.com"
 
-  # Cloud Run's deterministic URL, known before the service exists, so prowtrace can be told the
-  # audience it must accept without a dependency cycle. A postcondition on the service checks that
-  # Cloud Run really serves (and reports as its URL) exactly this address.
+  # Cloud Run's deterministic URL (https://<service>-<project number>.<region>.run.app), known
+  # before the service exists: the OIDC audience Pub/Sub puts in push tokens and prowtrace expects,
+  # set on the service as a custom audience too, all without a dependency cycle.
   service_name = var.name
   service_url  = "https://${local.service_name}-${data.google_project.pipeline.number}.${var.region}.run.app"
 

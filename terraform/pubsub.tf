@@ -55,8 +55,8 @@ resource "google_pubsub_subscription" "prow" {
   }
 
   # Push: to the Cloud Run service's URL, with a Google-signed OIDC token of the dedicated push
-  # service account whose audience is that same URL (Cloud Run checks it, and so does prowtrace).
-  # Pull: no push_config; the worker pool pulls.
+  # service account whose audience is the service's (deterministic) URL. Cloud Run checks the
+  # token, and so does prowtrace. Pull: no push_config; the worker pool pulls.
   dynamic "push_config" {
     for_each = local.push ? ["push"] : []
     content {
@@ -64,7 +64,7 @@ resource "google_pubsub_subscription" "prow" {
 
       oidc_token {
         service_account_email = google_service_account.push[0].email
-        audience              = google_cloud_run_v2_service.push[0].uri
+        audience              = local.service_url
       }
     }
   }
