@@ -1,6 +1,5 @@
 terraform {
-  # Preconditions/postconditions (1.2) and optional object attributes (1.3); 1.5 is the oldest
-  # release this module is checked with.
+  # Needs lifecycle preconditions (1.2) and terraform_data (1.4). Checked here with 1.11.
   required_version = ">= 1.5.0"
 
   required_providers {
