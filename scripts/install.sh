@@ -1,0 +1,17 @@
+#!/bin/sh
+# Install prowtrace and exactly its locked runtime dependencies (uv.lock, no dev group) into the
+# virtual environment VENV_DIR, as a regular (non-editable) install.
+#
+# This is the one install path of the project: the Dockerfile's build stage runs it, and
+# tests/test_dockerfile.py runs it in CI into a scratch venv and checks the result, so the image
+# installs what CI has exercised. Extra uv settings come from the environment (the Dockerfile sets
+# UV_PYTHON, UV_PYTHON_DOWNLOADS=never and UV_COMPILE_BYTECODE=1; the test sets UV_OFFLINE=1).
+set -eu
+
+if [ "$#" -ne 1 ]; then
+  echo "usage: scripts/install.sh VENV_DIR" >&2
+  exit 2
+fi
+
+cd "$(dirname "$0")/.."
+UV_PROJECT_ENVIRONMENT="$1" exec uv sync --frozen --no-dev --no-editable

@@ -1,0 +1,21 @@
+terraform {
+  required_version = ">= 1.5.0"
+
+  required_providers {
+    google = {
+      source  = "hashicorp/google"
+      version = ">= 7.18.0, < 8.0.0"
+    }
+  }
+
+  # Keep the state somewhere shared and durable for anything but a trial, e.g.:
+  # backend "gcs" {
+  #   bucket = "my-terraform-state"
+  #   prefix = "prowtrace"
+  # }
+}
+
+provider "google" {
+  project = var.project_id
+  region  = var.region
+}

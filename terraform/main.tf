@@ -1,0 +1,125 @@
+data "google_project" "pipeline" {
+  project_id = var.project_id
+}
+
+locals {
+  push = var.delivery_mode == "push"
+  pull = var.delivery_mode == "pull"
+
+  labels = merge(var.labels, { app = var.name })
+
+  trace_project_id = coalesce(var.trace_project_id, var.project_id)
+  gcp_exporter     = contains(["gcp_otlp", "gcp_trace"], var.traces_exporter)
+  # Least privilege per exporter: the Telemetry (OTLP) API needs telemetry.traces.write only;
+  # the legacy Cloud Trace API needs cloudtrace.traces.patch (roles/cloudtrace.agent).
+  trace_writer_role = {
+    gcp_otlp  = "roles/telemetry.tracesWriter"
+    gcp_trace = "roles/cloudtrace.agent"
+    otlp      = null
+  }[var.traces_exporter]
+
+  # The Pub/Sub service agent of the subscription's project: it forwards dead letters and mints
+  # the push OIDC tokens.
+  pubsub_service_agent = "serviceAccount:service-${data.google_project.pipeline.number}@gcp-sa-pubsub.iam.gserviceaccount.com"
+
+  # Cloud Run's deterministic URL (https://<service>-<project number>.<region>.run.app), known
+  # before the service exists: the OIDC audience Pub/Sub puts in push tokens and prowtrace expects,
+  # set on the service as a custom audience too, all without a dependency cycle.
+  service_name = var.name
+  service_url  = "https://${local.service_name}-${data.google_project.pipeline.number}.${var.region}.run.app"
+
+  # Delays between successive deliveries of one message: Pub/Sub's exponential backoff starts at
+  # the minimum and doubles up to the maximum. Redeliveries of a message whose artifacts lag span
+  # the sum of the first (max_delivery_attempts - 1) delays.
+  retry_delays_seconds = [
+    for attempt in range(var.max_delivery_attempts - 1) :
+    min(var.minimum_backoff_seconds * pow(2, attempt), var.maximum_backoff_seconds)
+  ]
+  redelivery_window_seconds = sum(concat([0], local.retry_delays_seconds))
+
+  prowtrace_env = merge(
+    var.extra_env,
+    {
+      PROWTRACE_ID_MODE       = var.id_mode
+      PROWTRACE_ARTIFACTS     = var.artifacts
+      PROWTRACE_GRACE_SECONDS = tostring(var.grace_seconds)
+      PROWTRACE_LOG_LEVEL     = var.log_level
+      OTEL_SERVICE_NAME       = var.otel_service_name
+      OTEL_TRACES_EXPORTER    = var.traces_exporter
+    },
+    var.max_artifact_bytes == null ? {} : { PROWTRACE_MAX_ARTIFACT_BYTES = tostring(var.max_artifact_bytes) },
+    var.otel_resource_attributes == "" ? {} : { OTEL_RESOURCE_ATTRIBUTES = var.otel_resource_attributes },
+    local.gcp_exporter ? { GOOGLE_CLOUD_PROJECT = local.trace_project_id } : {},
+    var.traces_exporter == "otlp" ? {
+      OTEL_EXPORTER_OTLP_ENDPOINT = var.otlp_endpoint
+      OTEL_EXPORTER_OTLP_PROTOCOL = var.otlp_protocol
+    } : {},
+  )
+
+  push_env = {
+    PROWTRACE_PUSH_AUTH           = "oidc"
+    PROWTRACE_PUSH_AUDIENCE       = local.service_url
+    PROWTRACE_PUSH_ALLOWED_EMAILS = local.push ? google_service_account.push[0].email : ""
+  }
+
+  pull_env = merge(
+    { PROWTRACE_SUBSCRIPTION = google_pubsub_subscription.prow.id },
+    var.max_outstanding_messages == null ? {} : { PROWTRACE_MAX_OUTSTANDING_MESSAGES = tostring(var.max_outstanding_messages) },
+    var.max_outstanding_bytes == null ? {} : { PROWTRACE_MAX_OUTSTANDING_BYTES = tostring(var.max_outstanding_bytes) },
+  )
+
+  apis = toset(concat(
+    [
+      "${var.project_id}|iam.googleapis.com",
+      "${var.project_id}|pubsub.googleapis.com",
+      "${var.project_id}|run.googleapis.com",
+    ],
+    # Cloud Trace drops spans sent to the Telemetry API unless the Cloud Trace API is enabled too.
+    local.gcp_exporter ? [
+      "${local.trace_project_id}|cloudtrace.googleapis.com",
+      "${local.trace_project_id}|telemetry.googleapis.com",
+    ] : [],
+    var.otlp_headers_secret == null ? [] : ["${split("/", var.otlp_headers_secret)[1]}|secretmanager.googleapis.com"],
+  ))
+}
+
+resource "google_project_service" "apis" {
+  for_each = var.enable_apis ? local.apis : toset([])
+
+  project = split("|", each.value)[0]
+  service = split("|", each.value)[1]
+  # Other workloads in these projects may use the same APIs.
+  disable_on_destroy = false
+}
+
+# Rules that tie several inputs together; checked at plan time, before anything is created.
+resource "terraform_data" "input_checks" {
+  input = var.delivery_mode
+
+  lifecycle {
+    precondition {
+      condition     = !(var.id_mode == "uid" && var.artifacts == "none")
+      error_message = "id_mode = \"uid\" reads the ProwJob UID from prowjob.json: it needs artifacts = \"gcs\"."
+    }
+
+    precondition {
+      condition     = var.artifacts == "none" || length(var.artifact_buckets) > 0 || !var.manage_artifact_bucket_iam
+      error_message = "artifacts = \"gcs\" needs the Prow artifact bucket names in artifact_buckets (or manage_artifact_bucket_iam = false if the read access is granted outside this module)."
+    }
+
+    precondition {
+      condition     = var.traces_exporter != "otlp" || var.otlp_endpoint != null
+      error_message = "traces_exporter = \"otlp\" needs otlp_endpoint."
+    }
+
+    precondition {
+      condition     = var.otlp_headers_secret == null || var.traces_exporter == "otlp"
+      error_message = "otlp_headers_secret only applies to traces_exporter = \"otlp\" (the gcp_* exporters authenticate with the runtime service account)."
+    }
+
+    precondition {
+      condition     = local.pull || (var.min_instances <= var.max_instances)
+      error_message = "min_instances must not exceed max_instances."
+    }
+  }
+}
