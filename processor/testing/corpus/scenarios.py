@@ -51,7 +51,10 @@ class Scenario(enum.Enum):
     MISSING_PODINFO = "missing-podinfo"
     """A successful presubmit whose ``podinfo.json`` was not written (crier samples it)."""
     TOT_BUILD_ID = "tot-build-id"
-    """A postsubmit whose build ID comes from ``tot``: a small integer carrying no time."""
+    """A postsubmit whose build ID comes from ``tot``: a small integer carrying no time.
+
+    A real deployment uses either ``tot`` or snowflake IDs for every job; the default mix has
+    both so that a consumer meets both."""
     POD_REVIVED = "pod-revived"
     """The first pod is evicted mid-test; plank counts a revival (``pod_revival_count: 1``) and
     starts a second pod with a NEW build ID, so the terminal message's ``gcs_path``/``url`` differ
