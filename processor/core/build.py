@@ -86,7 +86,10 @@ def job_spans(
     state = JobState(prowjob.state) if prowjob and _is_terminal(prowjob.state) else traceable.state
     root = _root_span(job, state, artifacts, pending, publish_time)
     records = [root]
-    queue = _queue_span(job, pending)
+    # A revived job's later pods get new build IDs, so this message's build ID no longer dates the
+    # first pending instant; the queue span already went out with the pending message.
+    revived = bool(prowjob and prowjob.revival_count)
+    queue = None if revived else _queue_span(job, pending)
     if queue:
         records.append(queue)
     records.extend(_pod_spans(job, state, artifacts, pending, root))
@@ -499,6 +502,8 @@ def _clone_spans(parent: str, start_ns: int, records: Sequence[CloneRecord]) -> 
     spans: list[SpanRecord] = []
     seen: dict[str, int] = {}
     for record in records:
+        if not record.refs.org and not record.refs.repo:
+            continue  # clonerefs always writes one empty record first; it cloned nothing
         repo = record.refs.full_name
         seen[repo] = seen.get(repo, 0) + 1
         path = f"{parent}/clone/{repo}" + (f"#{seen[repo]}" if seen[repo] > 1 else "")
