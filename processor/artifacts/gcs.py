@@ -5,7 +5,9 @@ is refused without fetching the rest, and no metadata request comes first. Retri
 library's own (``google.cloud.storage.retry.DEFAULT_RETRY``: 408/429/5xx, connection errors and
 timeouts, exponential backoff for up to 120 s); this module adds no second layer, it only lets the
 caller pass a different policy. Ranged reads skip the library's whole-object checksum check (its
-rule for partial responses); TLS still protects the bytes in transit.
+rule for partial responses); TLS still protects the bytes in transit. An object stored with
+``Content-Encoding: gzip`` is served whole and decompressed whatever the range (GCS decompressive
+transcoding), so it is refused only after the download; Prow's JSON metadata is not stored that way.
 
 What the errors mean here (see :mod:`processor.artifacts` for what the caller should do):
 
@@ -213,7 +215,7 @@ def describe_cause(exc: BaseException) -> str:
     if isinstance(exc, api_exceptions.GoogleAPICallError):
         return f"HTTP {exc.code}: {_short(exc.message)}"
     if isinstance(exc, storage_exceptions.InvalidResponse):
-        return f"HTTP {exc.response.status_code}: unexpected response"
+        return f"HTTP {exc.response.status_code}: {_short(exc.response.text) or 'no body'}"
     return f"{type(exc).__name__}: {_short(str(exc))}"
 
 
