@@ -308,8 +308,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     if run is None:
         parser.print_help(sys.stderr)
         return EXIT_USAGE
+    from processor.artifacts import StoreSetupError  # noqa: PLC0415 - keep --help fast
+
     try:
         return run(args)
-    except ConfigError as error:
+    except (ConfigError, StoreSetupError) as error:
         print(f"prowtrace {args.command}: configuration error: {error}", file=sys.stderr)  # noqa: T201
         return EXIT_USAGE

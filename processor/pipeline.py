@@ -19,7 +19,6 @@ RETRY         transient: artifacts not there yet,         nack (the subscription
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
@@ -177,11 +176,14 @@ class Pipeline:
             return _with(base, outcome, reason)
         identity = self._identity(traceable, gathered)
         if identity is None:
+            where = (
+                "has no metadata.name" if gathered.prowjob else "is missing past the grace period"
+            )
             return _with(
                 base,
                 Outcome.FAILED,
-                "prowjob.json is missing past the grace period: without the ProwJob UID "
-                "the trace ID cannot be derived in uid mode",
+                f"prowjob.json {where}: without the ProwJob UID the trace ID cannot be derived "
+                "in uid mode",
             )
         try:
             records = job_spans(traceable, gathered, delivery.publish_time)
@@ -218,7 +220,7 @@ class Pipeline:
             return facts.JobArtifacts()
         folder = traceable.message.gcs_path
         try:
-            prowjob = self._read(folder, facts.PROWJOB, facts.parse_prowjob, required=True)
+            prowjob, _ = self._read(folder, facts.PROWJOB, facts.parse_prowjob, required=True)
         except _Stop as stop:
             return stop.outcome, stop.reason
         waiting = _why_wait_for_prowjob(prowjob, traceable.state)
@@ -227,8 +229,8 @@ class Pipeline:
         if not traceable.state.is_terminal:
             return facts.JobArtifacts(prowjob=prowjob)
         try:
-            podinfo = self._read(folder, facts.PODINFO, facts.parse_podinfo)
-            if podinfo is None and in_grace and prowjob is not None and prowjob.pod_name:
+            podinfo, podinfo_exists = self._read(folder, facts.PODINFO, facts.parse_podinfo)
+            if not podinfo_exists and in_grace and prowjob is not None and prowjob.pod_name:
                 return (
                     Outcome.RETRY,
                     "podinfo.json not written yet (crier writes it after completion)",
@@ -236,17 +238,21 @@ class Pipeline:
             return facts.JobArtifacts(
                 prowjob=prowjob,
                 podinfo=podinfo,
-                started=self._read(folder, facts.STARTED, facts.parse_started),
-                finished=self._read(folder, facts.FINISHED, facts.parse_finished),
-                clone_records=self._read(folder, facts.CLONE_RECORDS, facts.parse_clone_records),
+                started=self._read(folder, facts.STARTED, facts.parse_started)[0],
+                finished=self._read(folder, facts.FINISHED, facts.parse_finished)[0],
+                clone_records=self._read(folder, facts.CLONE_RECORDS, facts.parse_clone_records)[0],
             )
         except _Stop as stop:
             return stop.outcome, stop.reason
 
     def _read(
         self, folder: str, name: str, parse: Callable[[bytes], T], *, required: bool = False
-    ) -> T | None:
-        """Read and parse one file. Optional files that are unusable are logged and left out."""
+    ) -> tuple[T | None, bool]:
+        """Read and parse one file; return it (or None) and whether the file exists.
+
+        Optional files that exist but are unusable (malformed, too large) are logged and left
+        out; waiting for them would not help, so the caller must not treat them as missing.
+        """
         assert self._store is not None  # noqa: S101 - _gather returns early without a store
         try:
             data = self._store.read(folder, name)
@@ -256,18 +262,18 @@ class Pipeline:
             if required:
                 raise _Stop(Outcome.FAILED, str(error)) from None
             log.warning("artifact_skipped", folder=folder, file=name, reason=str(error))
-            return None
+            return None, True
         except ArtifactError as error:
             raise _Stop(Outcome.FAILED, str(error)) from None
         if data is None:
-            return None
+            return None, False
         try:
-            return parse(data)
-        except (ShapeError, ValueError, json.JSONDecodeError) as error:
+            return parse(data), True
+        except (ShapeError, ValueError, OverflowError, RecursionError) as error:
             if required:
                 raise _Stop(Outcome.FAILED, f"{folder}/{name} is malformed: {error}") from None
             log.warning("artifact_skipped", folder=folder, file=name, reason=str(error))
-            return None
+            return None, True
 
 
 class _Stop(Exception):

@@ -23,8 +23,8 @@ from gcp_storage_emulator.server import RequestHandler  # type: ignore[import-un
 from gcp_storage_emulator.storage import Storage  # type: ignore[import-untyped]
 from google.api_core.retry import Retry
 from google.auth.credentials import AnonymousCredentials, Credentials
-from google.cloud import storage  # type: ignore[import-untyped]
-from google.cloud.storage.retry import DEFAULT_RETRY  # type: ignore[import-untyped]
+from google.cloud import storage
+from google.cloud.storage.retry import DEFAULT_RETRY
 
 from processor.artifacts import (
     ArtifactTooLarge,

@@ -529,12 +529,6 @@ def test_command_span_name_is_program_and_verb(command: str, name: str) -> None:
     assert command_name(command) == name
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: build.py:555-561 command_name skips only one word after -c, but clonerefs "
-    "records argv joined by spaces, so a header value with a space ('PRIVATE-TOKEN: glpat-...') "
-    "leaves the token as the 'verb'; span names are not scrubbed, so it becomes the span name",
-)
 def test_header_value_with_a_space_never_becomes_the_span_name() -> None:
     """``git -c http.extraheader=PRIVATE-TOKEN: <token> fetch`` is named ``git fetch``."""
     token = "glpat-" + "Xy7Kp2Qw9Rt5Zm3Vb8Ln"
@@ -676,12 +670,6 @@ def test_pending_queue_matches_terminal_queue_for_any_ordered_times(
     assert pending_queue == terminal_queue
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: build.py:83-85,93 the pending message's queue is not fitted (no root), the "
-    "terminal's is clamped into the root; when completionTime (truncated to the second) is "
-    "before the snowflake instant, e.g. a job ending within a second of pending, they differ",
-)
 def test_pending_queue_matches_terminal_queue_when_the_job_ends_within_a_second() -> None:
     """A job completing in the second it went pending still gets one identical queue span."""
     pending = datetime(2020, 5, 7, 0, 40, tzinfo=UTC)

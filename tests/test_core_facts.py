@@ -177,11 +177,6 @@ def test_prowjob_that_is_not_a_json_object_is_refused(data: bytes) -> None:
         facts.parse_prowjob(data)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: jsonshape.py:121 get_time catches only ValueError; parse_rfc3339 raises "
-    "OverflowError (jsonshape.py:139 astimezone) for a time whose UTC instant is past 9999",
-)
 def test_prowjob_time_out_of_range_is_a_shape_error() -> None:
     """A time that parses but cannot be represented in UTC raises ShapeError naming it."""
     doc = put(prowjob_doc(), ("status", "completionTime"), "9999-12-31T23:59:59-01:00")
@@ -386,11 +381,6 @@ def test_malformed_podinfo_names_the_field(
     assert raised.value.path == field
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: facts.py:265 _images reads the name with path '' so the error says 'name' "
-    "instead of 'pod.spec.initContainers[0].name'",
-)
 def test_malformed_container_spec_name_names_the_full_field() -> None:
     """A pod spec container whose name is not a string is reported with its full path."""
     doc = put(podinfo_doc(), ("pod", "spec", "initContainers", 0, "name"), 5)
@@ -473,11 +463,6 @@ def test_clone_records_that_are_not_an_array_are_refused() -> None:
     assert raised.value.path == "clone-records.json"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: facts.py:346 parse_refs(entry.get('refs') or {}) treats falsy wrong types "
-    "([], '', 0, false) as empty refs instead of raising ShapeError",
-)
 def test_clone_record_refs_of_wrong_falsy_type_is_refused() -> None:
     """Refs given as an empty array (not an object) raise ShapeError naming the field."""
     doc = put(clone_records_doc(), (0, "refs"), [])

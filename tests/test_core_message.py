@@ -130,22 +130,12 @@ def test_missing_publish_time_is_named() -> None:
         delivery_from_push(b'{"message": {"data": "e30="}}')
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: message.py:120,131 delivery_from_push catches only ShapeError/ValueError; "
-    "json.loads of a deeply nested body raises RecursionError, which escapes",
-)
 def test_deeply_nested_push_body_raises_invalid_envelope() -> None:
     """A push body nested deeper than the JSON decoder's recursion limit is InvalidEnvelope."""
     with pytest.raises(InvalidEnvelope):
         delivery_from_push(b"[" * 100_000)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: message.py:126 parse_rfc3339 (jsonshape.py:139) astimezone(UTC) raises "
-    "OverflowError for an in-range time whose UTC instant is past year 9999; it escapes",
-)
 def test_publish_time_out_of_range_in_utc_raises_invalid_envelope() -> None:
     """A publishTime that is valid text but outside datetime's range in UTC is InvalidEnvelope."""
     body = envelope(b"{}", publishTime="9999-12-31T23:59:59-01:00")

@@ -140,23 +140,12 @@ def test_scrub_strips_before_capping() -> None:
     assert SECRET[:5] not in scrub(text, 20)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: redact.py:17 _URL_USERINFO starts with \\b, so a scheme right after a digit, "
-    "'_' or non-ASCII letter (here the 'm' ending an ANSI colour code, '1m') is not matched and "
-    "the user-info is kept",
-)
 def test_user_info_right_after_an_ansi_colour_code_is_removed() -> None:
     """User-info is removed from a URL printed in bold (``ESC[1m`` glued to the scheme)."""
     text = f"fatal: could not read from \x1b[1mhttps://bot:{SECRET}@github.com/k/k\x1b[0m"
     assert SECRET not in scrub(text)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: redact.py:24 _SECRET_ASSIGNMENT starts with \\b, so names with a prefix "
-    "joined by '_' (GITHUB_TOKEN=, DB_PASSWORD=, client_secret=) are not redacted",
-)
 @pytest.mark.parametrize(
     "text",
     [f"GITHUB_TOKEN={SECRET}", f"DB_PASSWORD={SECRET}", f"client_secret = {SECRET}"],

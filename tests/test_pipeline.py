@@ -323,12 +323,6 @@ def test_unusable_optional_artifact_is_left_out(problem: str) -> None:
     assert pod.attributes[sc.PROW_TIMING_ESTIMATED] is True
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: pipeline.py:231 with 259/270 _read returns None for an optional file that "
-    "exists but is malformed or too large, and _gather then RETRYs it as 'podinfo.json not "
-    "written yet' for the whole grace period although waiting can never help",
-)
 @pytest.mark.parametrize("problem", ["malformed", "oversized"])
 def test_unusable_podinfo_is_not_awaited(problem: str) -> None:
     """A podinfo.json that exists but cannot be used is not waited for as if unwritten."""
@@ -345,11 +339,6 @@ def test_oversized_prowjob_fails() -> None:
     assert "limit" in result.reason
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: pipeline.py:266 _read catches ShapeError/ValueError/JSONDecodeError only; "
-    "get_time's OverflowError (jsonshape.py:139) for an out-of-range time escapes handle()",
-)
 def test_prowjob_with_an_unrepresentable_time_fails_without_raising() -> None:
     """A prowjob.json with a time outside datetime's range in UTC is FAILED, not an exception."""
     doc = prowjob_doc()

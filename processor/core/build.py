@@ -25,7 +25,7 @@ the pod's inner spans are estimated from started.json/finished.json and marked a
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 
 from processor.core import semconv as sc
@@ -167,6 +167,10 @@ def _root_span(
     source = "prowjob" if start and end else "publish_time"
     start = start or (pending[0] if pending else publish_time)
     end = end or publish_time
+    if pending:
+        # completionTime is truncated to the second; the snowflake pending instant is not. Keep
+        # the queue span (which ends there) inside the root, as the pending message emitted it.
+        end = max(end, pending[0])
     result, error_type = pipeline_result(state, artifacts)
     attributes = _run_attributes(job)
     attributes.update(_vcs_attributes(job.refs))
@@ -418,6 +422,8 @@ def _estimated_pod(
             exit_code=None if passed is None else (0 if passed else 1),
         )
         record = _container_record(job, state, run, "pod/container/test", task=True)
+        if record.error is not None:
+            record = replace(record, error="container test: finished.json says it did not pass")
         attributes = dict(record.attributes)
         attributes[sc.PROW_TIMING_ESTIMATED] = True
         attributes.pop(sc.PROW_CONTAINER_EXIT_CODE, None)
@@ -550,19 +556,29 @@ def _clone_spans(parent: str, start_ns: int, records: Sequence[CloneRecord]) -> 
     return spans
 
 
+GIT_VERBS = frozenset(
+    {
+        "add", "am", "apply", "archive", "bisect", "branch", "cat-file", "checkout",
+        "cherry-pick", "clean", "clone", "commit", "config", "describe", "diff", "fetch",
+        "for-each-ref", "format-patch", "fsck", "gc", "init", "lfs", "log", "ls-files",
+        "ls-remote", "merge", "mv", "notes", "prune", "pull", "push", "rebase", "remote",
+        "repack", "reset", "restore", "rev-list", "rev-parse", "rm", "show", "sparse-checkout",
+        "stash", "status", "submodule", "switch", "symbolic-ref", "tag", "update-ref", "worktree",
+    }
+)  # fmt: skip
+
+
 def command_name(command: str) -> str:
-    """Name a clone command by program and verb (``git fetch``): low cardinality, no secrets."""
+    """Name a clone command by program and verb (``git fetch``): low cardinality, no secrets.
+
+    Only a known git verb is ever copied into the name: arguments (``-c key=value`` options whose
+    values clonerefs joins with spaces, URLs, header values) can carry credentials.
+    """
     words = command.split()
     if not words:
         return "command"
     program = words[0].rsplit("/", 1)[-1]
-    index = 1
-    while index < len(words) and words[index].startswith("-"):
-        # Skip global options and their values: `git -c key=value fetch`, `git -C dir fetch`.
-        index += 2 if words[index] in {"-c", "-C"} else 1
-    verb = words[index] if index < len(words) else ""
-    return (
-        f"{program} {verb}".strip()
-        if verb.isidentifier() or verb.replace("-", "").isalnum()
-        else program
-    )
+    if program != "git":
+        return program if program.replace("-", "").replace("_", "").isalnum() else "command"
+    verb = next((word for word in words[1:] if word in GIT_VERBS), "")
+    return f"git {verb}" if verb else "git"

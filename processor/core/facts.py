@@ -262,7 +262,8 @@ def _images(spec: JsonObject, key: str) -> dict[str, str]:
     images: dict[str, str] = {}
     for index, item in enumerate(get_list(spec, key, "pod.spec")):
         entry = require_object(item, f"pod.spec.{key}[{index}]")
-        images[get_str(entry, "name", "")] = get_str(entry, "image", "")
+        path = f"pod.spec.{key}[{index}]"
+        images[get_str(entry, "name", path)] = get_str(entry, "image", path)
     return images
 
 
@@ -343,7 +344,7 @@ def parse_clone_records(data: bytes) -> tuple[CloneRecord, ...]:
             )
         records.append(
             CloneRecord(
-                refs=parse_refs(entry.get("refs") or {}, f"{path}.refs"),
+                refs=parse_refs(get_object(entry, "refs", path), f"{path}.refs"),
                 commands=tuple(commands),
                 failed=get_bool(entry, "failed", path),
                 final_sha=get_str(entry, "final_sha", path),

@@ -121,17 +121,17 @@ def delivery_from_push(body: bytes) -> Delivery:
         message = require_object(envelope.get("message"), "message")
         encoded = get_str(message, "data", "message")
         publish_text = get_str(message, "publishTime", "message")
-        if not publish_text:
-            raise InvalidEnvelope("message.publishTime: missing")
-        publish_time = parse_rfc3339(publish_text)
+        publish_time = parse_rfc3339(publish_text) if publish_text else None
         message_id = get_str(message, "messageId", "message") or get_str(
             message, "message_id", "message"
         )
         attempt = get_int(envelope, "deliveryAttempt", "") or None
-    except (ShapeError, ValueError) as error:
-        if isinstance(error, InvalidEnvelope):
-            raise
+    except RecursionError:
+        raise InvalidEnvelope("not a Pub/Sub push envelope: JSON nested too deeply") from None
+    except (ShapeError, ValueError, OverflowError) as error:
         raise InvalidEnvelope(f"not a Pub/Sub push envelope: {error}") from None
+    if publish_time is None:
+        raise InvalidEnvelope("message.publishTime: missing")
     try:
         data = base64.b64decode(encoded, validate=True)
     except (binascii.Error, ValueError):

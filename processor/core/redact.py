@@ -14,14 +14,15 @@ REDACTED = "REDACTED"
 MAX_ATTRIBUTE_CHARS = 1024
 """Long enough for any useful description or command line; bounded so a span stays small."""
 
-_URL_USERINFO = re.compile(r"(?i)\b([a-z][a-z0-9+.\-]*://)[^/\s@]+@")
+_URL_USERINFO = re.compile(r"(?i)([a-z][a-z0-9+.\-]*://)[^/\s@]+@")
 _AUTH_HEADER = re.compile(r"(?i)\b(authorization\s*[:=]\s*)(?:(?:basic|bearer|token)\s+)?[^\s'\"]+")
 _TOKEN_LIKE = re.compile(
     r"\b(?:gh[pousr]_[A-Za-z0-9]{10,}|github_pat_[A-Za-z0-9_]{20,}|glpat-[A-Za-z0-9_\-]{10,}"
     r"|ya29\.[A-Za-z0-9_\-]{10,}|xox[abposr]-[A-Za-z0-9\-]{10,})"
 )
 _SECRET_ASSIGNMENT = re.compile(
-    r"(?i)\b((?:password|passwd|token|secret|api[_-]?key)\s*[=:]\s*)[^\s&'\"]+"
+    r"(?i)([a-z0-9_.\-]*(?:password|passwd|token|secret|api[_-]?key)[a-z0-9_]*\s*[=:]\s*)"
+    r"[^\s&'\"]+"
 )
 
 
