@@ -1,0 +1,146 @@
+"""The exact span set a stream should produce, and a check of what a backend received.
+
+End-to-end tests (transports, faults, demo, benchmarks) all ask one question: did every job
+arrive as one complete trace, span for span, with nothing lost, nothing extra and no span ID
+carrying two contents? :func:`expected_spans` answers "what should arrive" by running the same
+messages through an in-process pipeline; :func:`trace_problems` lists every difference.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import timedelta
+from pathlib import Path
+
+from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import ReadableSpan
+from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
+
+from processor.artifacts.mirror import MirrorArtifactStore
+from processor.core.ids import IdMode
+from processor.core.message import Delivery
+from processor.export.exporters import build_resource
+from processor.export.otel import SpanConverter
+from processor.pipeline import Pipeline, PipelineSettings, Result
+from processor.testing.corpus import Published, message_bytes
+from processor.testing.otlp_receiver import ReceivedSpan, spans_from_request, unique_spans_of
+
+SpanKey = tuple[str, str]
+
+
+class RecordingExporter(SpanExporter):
+    """Keeps what it is given, decoded as a receiver would decode it; thread-safe."""
+
+    def __init__(self) -> None:
+        """Start empty."""
+        self._lock = threading.Lock()
+        self._spans: list[ReceivedSpan] = []
+
+    def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
+        """Record ``spans`` through the real OTLP encoding."""
+        decoded = spans_from_request(encode_spans(spans))
+        with self._lock:
+            self._spans.extend(decoded)
+        return SpanExportResult.SUCCESS
+
+    def shutdown(self) -> None:
+        """Nothing to release."""
+
+    def spans(self) -> list[ReceivedSpan]:
+        """Everything recorded, duplicates included."""
+        with self._lock:
+            return list(self._spans)
+
+
+def expected_spans(
+    messages: Iterable[Published],
+    mirror_root: Path,
+    *,
+    id_mode: IdMode = IdMode.UID,
+    resource: Resource | None = None,
+) -> dict[SpanKey, ReceivedSpan]:
+    """Return the spans one in-process consumer exports for ``messages`` (grace 0, no faults)."""
+    recorder = RecordingExporter()
+    pipeline = Pipeline(
+        MirrorArtifactStore(mirror_root),
+        recorder,
+        SpanConverter(resource or build_resource({})),
+        PipelineSettings(id_mode=id_mode, grace=timedelta(0)),
+    )
+    for published in messages:
+        handle_published(pipeline, published)
+    return unique_spans_of(recorder.spans())
+
+
+def handle_published(pipeline: Pipeline, published: Published) -> Result:
+    """Process one corpus message as a transport would hand it over."""
+    return pipeline.handle(
+        Delivery(data=message_bytes(published), publish_time=published.publish_time)
+    )
+
+
+def orphans(spans: Mapping[SpanKey, ReceivedSpan]) -> list[ReceivedSpan]:
+    """Return spans whose parent is not in the set (the root has no parent)."""
+    return [
+        span
+        for span in spans.values()
+        if span.parent_span_id and (span.trace_id, span.parent_span_id) not in spans
+    ]
+
+
+def trace_problems(
+    received: Mapping[SpanKey, ReceivedSpan],
+    expected: Mapping[SpanKey, ReceivedSpan],
+    *,
+    limit: int = 20,
+) -> list[str]:
+    """List how ``received`` differs from ``expected``: missing, extra, changed and orphan spans."""
+    problems: list[str] = []
+    missing = [key for key in expected if key not in received]
+    extra = [key for key in received if key not in expected]
+    changed = [key for key in expected if key in received and received[key] != expected[key]]
+    problems.extend(f"missing {_describe(expected[key])}" for key in missing[:limit])
+    problems.extend(f"unexpected {_describe(received[key])}" for key in extra[:limit])
+    problems.extend(
+        f"different content for {_describe(expected[key])}: "
+        + _first_difference(received[key], expected[key])
+        for key in changed[:limit]
+    )
+    problems.extend(f"orphan {_describe(span)}" for span in orphans(received)[:limit])
+    if len(missing) + len(extra) + len(changed) > limit:
+        problems.append(
+            f"... {len(missing)} missing, {len(extra)} unexpected, {len(changed)} changed in all"
+        )
+    return problems
+
+
+def assert_traces_complete(
+    received: Mapping[SpanKey, ReceivedSpan], expected: Mapping[SpanKey, ReceivedSpan]
+) -> None:
+    """Raise AssertionError listing every difference between received and expected spans."""
+    problems = trace_problems(received, expected)
+    if problems:
+        raise AssertionError(
+            "traces differ from the expected span set:\n  " + "\n  ".join(problems)
+        )
+
+
+def traces_of(spans: Mapping[SpanKey, ReceivedSpan]) -> dict[str, list[ReceivedSpan]]:
+    """Group spans by trace ID."""
+    grouped: dict[str, list[ReceivedSpan]] = {}
+    for span in spans.values():
+        grouped.setdefault(span.trace_id, []).append(span)
+    return grouped
+
+
+def _describe(span: ReceivedSpan) -> str:
+    return f"span {span.name!r} ({span.trace_id}/{span.span_id})"
+
+
+def _first_difference(got: ReceivedSpan, want: ReceivedSpan) -> str:
+    for field in ("name", "parent_span_id", "start_ns", "end_ns", "attributes", "events"):
+        if getattr(got, field) != getattr(want, field):
+            return f"{field}: got {getattr(got, field)!r}, want {getattr(want, field)!r}"
+    return "other fields"
