@@ -522,6 +522,12 @@ def test_clone_command_output_reaches_no_span(scenario: str) -> None:
         ("git ls-remote origin", "git ls-remote"),
         (f"git https://{TOKEN}@github.com/k/k.git", "git"),
         ("", "command"),
+        ("PWD=/home/prow/go/src/k8s.io/test-infra  git init", "git init"),
+        (
+            "PWD=/ GIT_CONFIG_VALUE_0=Authorization: Basic eC1hY2Nlc3M= mkdir -p /home/prow/go",
+            "mkdir",
+        ),
+        ("GIT_CONFIG_VALUE_0=Authorization: Bearer T0KEN git fetch origin", "git fetch"),
     ],
 )
 def test_command_span_name_is_program_and_verb(command: str, name: str) -> None:

@@ -568,17 +568,23 @@ GIT_VERBS = frozenset(
 )  # fmt: skip
 
 
+CLONE_PROGRAMS = frozenset({"git", "mkdir", "cp", "mv", "rm", "ln", "chmod", "ssh-keyscan"})
+
+
 def command_name(command: str) -> str:
     """Name a clone command by program and verb (``git fetch``): low cardinality, no secrets.
 
-    Only a known git verb is ever copied into the name: arguments (``-c key=value`` options whose
-    values clonerefs joins with spaces, URLs, header values) can carry credentials.
+    Names come only from fixed vocabularies: clonerefs prefixes commands with the environment
+    they ran with (``PWD=/dir GIT_CONFIG_VALUE_0=Authorization: Basic ... git fetch``), and values
+    there, in ``-c`` options or in URLs can contain spaces and credentials.
     """
     words = command.split()
-    if not words:
+    programs = (word.rsplit("/", 1)[-1] for word in words)
+    position = next((index for index, name in enumerate(programs) if name in CLONE_PROGRAMS), None)
+    if position is None:
         return "command"
-    program = words[0].rsplit("/", 1)[-1]
+    program = words[position].rsplit("/", 1)[-1]
     if program != "git":
-        return program if program.replace("-", "").replace("_", "").isalnum() else "command"
-    verb = next((word for word in words[1:] if word in GIT_VERBS), "")
+        return program
+    verb = next((word for word in words[position + 1 :] if word in GIT_VERBS), "")
     return f"git {verb}" if verb else "git"
