@@ -370,9 +370,12 @@ def _observed_pod(
             continue
         path = f"pod/init/{run.name}"
         record = _container_record(job, state, run, path, task=False)
-        records.append(record)
+        clones = []
         if run.name == CLONEREFS and artifacts.clone_records:
-            records.extend(_clone_spans(path, record.start_ns, artifacts.clone_records))
+            clones = _clone_spans(path, record.start_ns, artifacts.clone_records)
+            record = _cover_children(record, clones)
+        records.append(record)
+        records.extend(clones)
     records.extend(
         _container_record(
             job,
@@ -385,6 +388,21 @@ def _observed_pod(
         if run.started is not None
     )
     return records
+
+
+_SECOND_NS = 1_000_000_000
+
+
+def _cover_children(record: SpanRecord, children: Sequence[SpanRecord]) -> SpanRecord:
+    """Let a container span grow by less than a second to hold its precisely timed children.
+
+    Kubernetes truncates finishedAt to the second, so the container really ended within a second
+    after it; clonerefs times its commands in nanoseconds. Growing within that second is what
+    truncation allows, and keeps the last commands from being squashed to nothing.
+    """
+    latest = max((child.end_ns for child in children), default=record.end_ns)
+    end = min(max(record.end_ns, latest), record.end_ns + _SECOND_NS - 1)
+    return record if end == record.end_ns else replace(record, end_ns=end)
 
 
 def _estimated_pod(
