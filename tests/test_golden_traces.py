@@ -52,16 +52,17 @@ def render(spans: list[ReceivedSpan]) -> str:
             f"{pad}{span.name} [{KINDS.get(span.kind, span.kind)}] +{start:.3f}ms "
             f"{duration:.3f}ms{status}{message} id={span.span_id}"
         )
-        lines.extend(f"{pad}  | {key} = {span.attributes[key]!r}" for key in sorted(span.attributes))
+        attributes = span.attributes
+        lines.extend(f"{pad}  | {key} = {attributes[key]!r}" for key in sorted(attributes))
         for event in span.events:
             at = (event.time_ns - origin) / 1e6
-            attributes = ", ".join(f"{k}={v!r}" for k, v in sorted(event.attributes.items()))
-            lines.append(f"{pad}  @ +{at:.3f}ms {event.name} {attributes}")
+            shown = ", ".join(f"{k}={v!r}" for k, v in sorted(event.attributes.items()))
+            lines.append(f"{pad}  @ +{at:.3f}ms {event.name} {shown}")
         for child in sorted(by_parent.get(span.span_id, []), key=lambda s: (s.start_ns, s.name)):
             walk(child, depth + 1)
 
     roots = [span for span in spans if not span.parent_span_id]
-    roots += [span for span in orphans({s.key: s for s in spans})]
+    roots += orphans({s.key: s for s in spans})
     for root in sorted(roots, key=lambda s: (s.start_ns, s.name)):
         walk(root, 0)
     return "\n".join(lines) + "\n"
