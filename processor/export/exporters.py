@@ -5,7 +5,8 @@
 - ``otlp``: OTLP over ``OTEL_EXPORTER_OTLP_TRACES_PROTOCOL``/``OTEL_EXPORTER_OTLP_PROTOCOL``
   (``http/protobuf``, the specification's default, or ``grpc``); endpoint, headers, timeout,
   compression and certificates from the usual ``OTEL_EXPORTER_OTLP_*`` variables, which the
-  OpenTelemetry exporters read themselves. They retry transient failures on their own.
+  OpenTelemetry exporters read themselves from the process environment (``os.environ``), not
+  from the mapping given to :func:`build_exporter`. They retry transient failures on their own.
 - ``gcp_otlp``: Google Cloud Trace through the Telemetry API's OTLP endpoint
   (``telemetry.googleapis.com``) with Application Default Credentials: Google's recommended path.
 - ``gcp_trace``: the legacy ``CloudTraceSpanExporter`` (deprecated by its authors), under the
@@ -139,6 +140,7 @@ def otlp_exporter(env: Mapping[str, str]) -> SpanExporter:
 def gcp_otlp_exporter() -> SpanExporter:
     """Return an OTLP/gRPC exporter to Cloud Trace's Telemetry API, authenticated by ADC."""
     import google.auth  # noqa: PLC0415 - only deployments on Google Cloud pay for these imports
+    import google.auth.exceptions  # noqa: PLC0415
     import google.auth.transport.grpc  # noqa: PLC0415
     import google.auth.transport.requests  # noqa: PLC0415
     import grpc  # noqa: PLC0415
@@ -146,7 +148,14 @@ def gcp_otlp_exporter() -> SpanExporter:
         OTLPSpanExporter,
     )
 
-    credentials, _ = google.auth.default()
+    try:
+        credentials, _ = google.auth.default()
+    except google.auth.exceptions.DefaultCredentialsError as error:
+        raise ConfigError(
+            "OTEL_TRACES_EXPORTER=gcp_otlp needs Application Default Credentials (on Cloud Run "
+            "the service account provides them; locally run `gcloud auth application-default "
+            f"login`): {error}"
+        ) from None
     plugin = google.auth.transport.grpc.AuthMetadataPlugin(  # type: ignore[no-untyped-call] # google-auth ships no annotations here
         credentials=credentials, request=google.auth.transport.requests.Request()
     )
@@ -156,13 +165,17 @@ def gcp_otlp_exporter() -> SpanExporter:
     return OTLPSpanExporter(endpoint=TELEMETRY_API_ENDPOINT, credentials=channel)
 
 
-def gcp_trace_exporter(project_id: str) -> SpanExporter:
-    """Return the legacy Cloud Trace exporter, retried (it does not retry by itself)."""
+def gcp_trace_exporter(project_id: str, client: object | None = None) -> SpanExporter:
+    """Return the legacy Cloud Trace exporter, retried (it does not retry by itself).
+
+    ``client`` is a ``TraceServiceClient`` to use instead of one built from ADC (tests inject a
+    client pointed at a local TraceService).
+    """
     from opentelemetry.exporter.cloud_trace import (  # noqa: PLC0415 - legacy path, rarely used
         CloudTraceSpanExporter,
     )
 
-    legacy = CloudTraceSpanExporter(project_id=project_id or None)  # type: ignore[no-untyped-call] # the package is unannotated
+    legacy = CloudTraceSpanExporter(project_id=project_id or None, client=client)  # type: ignore[no-untyped-call] # the package is unannotated
     return RetryingExporter(legacy)
 
 
