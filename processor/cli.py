@@ -79,13 +79,19 @@ def settings_from_args(args: argparse.Namespace, *, grace_default: float | None 
 
 def _replay(args: argparse.Namespace) -> int:
     from processor.app import build_pipeline  # noqa: PLC0415 - keep `prowtrace --help` fast
+    from processor.export.exporters import FanOutExporter, build_exporter  # noqa: PLC0415
+    from processor.export.otlp_json import OtlpJsonFileExporter  # noqa: PLC0415
     from processor.tools.replay import open_input, replay  # noqa: PLC0415
 
     settings = settings_from_args(args, grace_default=0)
     configure_logging(settings.log_level if args.log_level else "WARNING", settings.log_format)
-    pipeline = build_pipeline(settings)
+    exporter = build_exporter(os.environ)
+    if args.otlp_json:
+        exporter = FanOutExporter([exporter, OtlpJsonFileExporter(args.otlp_json)])
+    pipeline = build_pipeline(settings, exporter=exporter)
     with open_input(args.file, sys.stdin) as lines:
         summary = replay(lines, pipeline.handle)
+    exporter.shutdown()
     print(summary.render())  # noqa: T201 - the summary is the command's output
     if not summary.ok:
         print(  # noqa: T201
@@ -220,6 +226,12 @@ def build_parser() -> argparse.ArgumentParser:
         ),
     )
     replay.add_argument("file", metavar="FILE", help="JSON lines file, or - for standard input")
+    replay.add_argument(
+        "--otlp-json",
+        metavar="OUT",
+        help="also append the spans to OUT as OTLP JSON lines, for `prowtrace show` "
+        "(with OTEL_TRACES_EXPORTER=none, only there)",
+    )
     _add_core_options(replay, grace_default=0)
     replay.set_defaults(run=_replay)
 
