@@ -245,8 +245,8 @@ variable "otlp_headers_secret_version" {
 
 variable "otel_service_name" {
   type        = string
-  default     = "prowtrace"
-  description = "OTEL_SERVICE_NAME: the service.name of every span prowtrace emits."
+  default     = "prow"
+  description = "OTEL_SERVICE_NAME: the service.name of every span prowtrace emits. The spans describe Prow's jobs, so prowtrace's own default is \"prow\"."
 
   validation {
     condition     = length(var.otel_service_name) > 0
