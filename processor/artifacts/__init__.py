@@ -154,6 +154,10 @@ def _check_relative(path: str, *, what: str) -> str:
     return path
 
 
+GCS_REQUEST_TIMEOUT_SECONDS = 10.0
+GCS_RETRY_DEADLINE_SECONDS = 20.0
+
+
 def open_store(spec: str, *, max_bytes: int) -> ArtifactStore | None:
     """Build the artifact store a command-line ``spec`` names.
 
@@ -167,9 +171,19 @@ def open_store(spec: str, *, max_bytes: int) -> ArtifactStore | None:
         return None
     if spec == "gcs":
         # Imported here: the Cloud Storage client is heavy and only the gcs spec needs it.
+        from google.cloud.storage.retry import DEFAULT_RETRY  # noqa: PLC0415
+
         from processor.artifacts.gcs import GcsArtifactStore, client_from_environment  # noqa: PLC0415
 
-        return GcsArtifactStore(client_from_environment(), max_bytes=max_bytes)
+        # One message must finish well inside Pub/Sub's ack deadline and the push request
+        # timeout; retrying across deliveries is the subscription's job, not this read's. The
+        # first unavailable read ends the message (RETRY), so this bounds the whole message.
+        return GcsArtifactStore(
+            client_from_environment(),
+            max_bytes=max_bytes,
+            timeout=GCS_REQUEST_TIMEOUT_SECONDS,
+            retry=DEFAULT_RETRY.with_timeout(GCS_RETRY_DEADLINE_SECONDS),
+        )
     # Imported here: the stores import this module's names, so a top-level import would be a cycle.
     from processor.artifacts.mirror import MirrorArtifactStore  # noqa: PLC0415
 
