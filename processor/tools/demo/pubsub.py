@@ -7,11 +7,13 @@ the same admin calls, the same publisher, the same streaming-pull client under t
 from __future__ import annotations
 
 import contextlib
+import re
 from collections.abc import Callable, Iterable
 from contextlib import ExitStack
 from dataclasses import dataclass
 
 import grpc
+import structlog
 from google.cloud.pubsub_v1 import (  # untyped: see pyproject mypy overrides
     SubscriberClient as StreamingSubscriberClient,
 )
@@ -23,6 +25,8 @@ from processor.testing.corpus import Published, message_bytes
 from processor.testing.corpus.fleet import PUBSUB_PROJECT, PUBSUB_TOPIC
 from processor.testing.pubsub_emulator import EmulatorFailed, EmulatorNotFound, PubSubEmulator
 from processor.tools.demo.loopback_pubsub import LoopbackPubSub
+
+log = structlog.get_logger("prowtrace.demo")
 
 SUBSCRIPTION = "prowtrace-demo"
 EMULATOR = "Google's Pub/Sub emulator"
@@ -61,7 +65,8 @@ def start_pubsub(
         except EmulatorNotFound:
             reason = "is not installed (Debian package google-cloud-cli-pubsub-emulator)"
         except EmulatorFailed as error:
-            reason = f"did not start ({_first_line(str(error))})"
+            log.warning("demo_emulator_failed", error=str(error))  # with its output, in the log
+            reason = f"did not start ({failure_reason(str(error))})"
         else:
             return PubSubServer(EMULATOR, emulator.host, emulator.pid)
     loopback = LoopbackPubSub()
@@ -70,8 +75,11 @@ def start_pubsub(
     return PubSubServer(IN_PROCESS, loopback.host, fallback_reason=reason)
 
 
-def _first_line(text: str) -> str:
-    return text.strip().splitlines()[0] if text.strip() else "no output"
+def failure_reason(message: str) -> str:
+    """Pick the reason out of an ``EmulatorFailed`` message (its first line without the output)."""
+    first = message.strip().splitlines()[0] if message.strip() else "no reason given"
+    found = re.search(r"\) (.+?); its output:", first)
+    return found.group(1) if found else first
 
 
 class PubSubClients:

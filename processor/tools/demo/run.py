@@ -524,4 +524,5 @@ def _signals_held() -> Iterator[None]:
         yield
     finally:
         for signum, handler in previous.items():
-            signal.signal(signum, handler)
+            # None: a handler installed outside Python, which cannot be put back; use the default
+            signal.signal(signum, handler if handler is not None else signal.SIG_DFL)
