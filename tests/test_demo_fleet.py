@@ -85,6 +85,14 @@ def test_the_spans_do_not_depend_on_when_the_messages_are_published(
     assert expected_spans(republished, tmp_path, resource=RESOURCE) == fleet.expected
 
 
+def test_the_timeline_is_how_long_crier_took_to_publish(tmp_path: Path) -> None:
+    """From the first message to the last: minutes, for jobs that run for minutes."""
+    fleet = build_fleet(12, 1, tmp_path, now=NOW, resource=RESOURCE)
+
+    assert fleet.timeline == fleet.messages[-1].publish_time - fleet.messages[0].publish_time
+    assert timedelta(minutes=5) < fleet.timeline < timedelta(hours=2)
+
+
 def test_the_artifacts_are_written_under_the_mirror(tmp_path: Path) -> None:
     """Each job's prowjob.json is in the mirror at its gs:// path."""
     fleet = build_fleet(3, 5, tmp_path, now=NOW, resource=RESOURCE)

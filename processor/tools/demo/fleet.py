@@ -90,6 +90,13 @@ class DemoFleet:
             grouped.setdefault(trace_id, set()).add(span_id)
         return {trace_id: frozenset(ids) for trace_id, ids in grouped.items()}
 
+    @property
+    def timeline(self) -> timedelta:
+        """How long crier took to publish the stream (the demo publishes it at once)."""
+        if not self.messages:
+            return timedelta(0)
+        return self.messages[-1].publish_time - self.messages[0].publish_time
+
     @cached_property
     def scenario_by_trace(self) -> dict[str, Scenario]:
         """Trace ID (the ProwJob UID without dashes) -> the job's scenario."""

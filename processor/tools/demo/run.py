@@ -64,6 +64,7 @@ from processor.tools.demo.sinks import (
     otlp_protocol,
     unreachable_reason,
 )
+from processor.tools.waterfall import format_duration
 from processor.transports.pull import PullWorker
 
 DEFAULT_OUTPUT = "prowtrace-demo-traces.jsonl"
@@ -160,7 +161,8 @@ def demo_main(
             run_demo(options, out, environ=environ)
         except (KeyboardInterrupt, Interrupted) as stop:
             signum = stop.signum if isinstance(stop, Interrupted) else signal.SIGINT
-            out.print("\nInterrupted: stopped everything the demo started and removed its files.")
+            removed = "" if options.keep else " and removed its files"
+            out.print(f"\nInterrupted: stopped everything the demo started{removed}.")
             return 128 + signum
         except DemoFailed as error:
             out.print(f"prowtrace demo failed: {error}", style="red", markup=False)
@@ -383,7 +385,8 @@ def _trace_through_pubsub(
     steps.done("Started the pull worker (grace 0: the artifacts are already written)")
 
     published = publish_in_order(clients.publisher, topic, fleet.messages)
-    steps.done(f"Published {published} messages in crier's order, in a fraction of their time")
+    spread = format_duration(int(fleet.timeline.total_seconds() * 1e9))
+    steps.done(f"Published crier's {published} messages in order: {spread} of activity, at once")
     progress = _await_traces(steps.console, sink.collector, worker, published)
     steps.done(
         f"Traced {progress.traces_complete}/{progress.traces_expected} jobs: "
