@@ -1,0 +1,127 @@
+"""The demo's Pub/Sub: Google's emulator when installed, else the in-process server; clients.
+
+Both servers speak the same gRPC API, so everything after "start a server" is one code path:
+the same admin calls, the same publisher, the same streaming-pull client under the worker.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import re
+from collections.abc import Callable, Iterable
+from contextlib import ExitStack
+from dataclasses import dataclass
+
+import grpc
+import structlog
+from google.cloud.pubsub_v1 import (  # untyped: see pyproject mypy overrides
+    SubscriberClient as StreamingSubscriberClient,
+)
+from google.pubsub_v1 import PublisherClient, PubsubMessage, SubscriberClient
+from google.pubsub_v1.services.publisher.transports.grpc import PublisherGrpcTransport
+from google.pubsub_v1.services.subscriber.transports.grpc import SubscriberGrpcTransport
+
+from processor.testing.corpus import Published, message_bytes
+from processor.testing.corpus.fleet import PUBSUB_PROJECT, PUBSUB_TOPIC
+from processor.testing.pubsub_emulator import EmulatorFailed, EmulatorNotFound, PubSubEmulator
+from processor.tools.demo.loopback_pubsub import LoopbackPubSub
+
+log = structlog.get_logger("prowtrace.demo")
+
+SUBSCRIPTION = "prowtrace-demo"
+EMULATOR = "Google's Pub/Sub emulator"
+IN_PROCESS = "an in-process Pub/Sub server"
+
+
+@dataclass(frozen=True)
+class PubSubServer:
+    """A running Pub/Sub server: what it is, where, and its process (None when in-process)."""
+
+    label: str
+    host: str
+    pid: int | None = None
+    fallback_reason: str = ""
+    """Why the emulator is not the one running ('' if it is, or was not asked for)."""
+
+    @property
+    def is_emulator(self) -> bool:
+        """True when this is Google's emulator."""
+        return self.pid is not None
+
+
+def start_pubsub(
+    stack: ExitStack, *, use_emulator: bool, emulator_factory: Callable[[], PubSubEmulator]
+) -> PubSubServer:
+    """Start the emulator (or, if asked not to or it cannot start, the in-process server).
+
+    ``stack`` stops whatever was started, even if starting is interrupted half-way.
+    """
+    reason = ""
+    if use_emulator:
+        emulator = emulator_factory()
+        stack.callback(emulator.stop)  # before start(): a Ctrl-C while java boots still kills it
+        try:
+            emulator.start()
+        except EmulatorNotFound:
+            reason = "is not installed (Debian package google-cloud-cli-pubsub-emulator)"
+        except EmulatorFailed as error:
+            log.warning("demo_emulator_failed", error=str(error))  # with its output, in the log
+            reason = f"did not start ({failure_reason(str(error))})"
+        else:
+            return PubSubServer(EMULATOR, emulator.host, emulator.pid)
+    loopback = LoopbackPubSub()
+    stack.callback(loopback.stop)
+    loopback.start()
+    return PubSubServer(IN_PROCESS, loopback.host, fallback_reason=reason)
+
+
+def failure_reason(message: str) -> str:
+    """Pick the reason out of an ``EmulatorFailed`` message (its first line without the output)."""
+    first = message.strip().splitlines()[0] if message.strip() else "no reason given"
+    found = re.search(r"\) (.+?); its output:", first)
+    return found.group(1) if found else first
+
+
+class PubSubClients:
+    """Publisher, admin subscriber and streaming subscriber on plain gRPC to a local server."""
+
+    def __init__(self, host: str) -> None:
+        """Open one insecure channel to ``host`` per client."""
+        self._channels: list[grpc.Channel] = []
+        self.publisher = PublisherClient(transport=PublisherGrpcTransport(channel=self._open(host)))
+        self.admin = SubscriberClient(transport=SubscriberGrpcTransport(channel=self._open(host)))
+        self.streaming = StreamingSubscriberClient(
+            transport=SubscriberGrpcTransport(channel=self._open(host))
+        )
+
+    def _open(self, host: str) -> grpc.Channel:
+        channel = grpc.insecure_channel(host)
+        self._channels.append(channel)
+        return channel
+
+    def close(self) -> None:
+        """Close every channel. Idempotent."""
+        channels, self._channels = self._channels, []
+        for channel in channels:
+            with contextlib.suppress(Exception):  # closing must go on whatever one channel does
+                channel.close()
+
+
+def create_topic_and_subscription(clients: PubSubClients) -> tuple[str, str]:
+    """Create crier's topic and the worker's subscription; return their paths."""
+    topic = clients.publisher.create_topic(
+        name=f"projects/{PUBSUB_PROJECT}/topics/{PUBSUB_TOPIC}"
+    ).name
+    subscription = clients.admin.create_subscription(
+        name=f"projects/{PUBSUB_PROJECT}/subscriptions/{SUBSCRIPTION}", topic=topic
+    ).name
+    return str(topic), str(subscription)
+
+
+def publish_in_order(publisher: PublisherClient, topic: str, messages: Iterable[Published]) -> int:
+    """Publish each message as crier does (body only, no attributes), one after the other."""
+    count = 0
+    for published in messages:
+        publisher.publish(topic=topic, messages=[PubsubMessage(data=message_bytes(published))])
+        count += 1
+    return count

@@ -1,0 +1,531 @@
+"""``prowtrace demo``: a bundled Prow job stream through Pub/Sub and the real pull worker.
+
+Steps: generate a small fleet of jobs with their artifacts (a local bucket mirror in a temporary
+directory); start Google's Pub/Sub emulator, or the in-process server if it is absent or asked
+not to; create crier's topic and a subscription; start the pull worker (the same
+``PullWorker``, pipeline and group-commit exporter as ``prowtrace pull``, grace 0 since the
+artifacts are already written); publish the stream in order; wait until the in-process
+collector holds every span the oracle expects and every message is acked; stop everything; draw
+the waterfalls. Spans also go to an OTLP JSON file and, when ``OTEL_EXPORTER_OTLP_ENDPOINT`` is
+set, to that endpoint.
+
+Everything the demo starts (the emulator's java process, threads, channels, the temporary
+directory) is stopped or removed on success, failure, Ctrl-C and SIGTERM alike. The worker's logs
+go to a file in the temporary directory (kept with ``--keep``), not the terminal.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import secrets
+import shutil
+import signal
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import ExitStack
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from types import FrameType
+
+import structlog
+from opentelemetry.sdk.trace.export import SpanExporter
+from rich.console import Console
+
+from processor.app import build_pipeline
+from processor.config import PullSettings, Settings
+from processor.export.exporters import FanOutExporter, build_exporter, build_resource
+from processor.export.group_commit import GroupCommitExporter
+from processor.export.otlp_json import OtlpJsonFileExporter
+from processor.logs import configure_logging
+from processor.testing.pubsub_emulator import PubSubEmulator
+from processor.tools.demo import report
+from processor.tools.demo.fleet import DEFAULT_JOBS, DemoFleet, build_fleet
+from processor.tools.demo.pubsub import (
+    EMULATOR,
+    IN_PROCESS,
+    PubSubClients,
+    PubSubServer,
+    create_topic_and_subscription,
+    publish_in_order,
+    start_pubsub,
+)
+from processor.tools.demo.sinks import (
+    Delivery,
+    EndpointForwarder,
+    Progress,
+    TraceCollector,
+    endpoint_hint,
+    otlp_endpoint,
+    otlp_protocol,
+    unreachable_reason,
+)
+from processor.tools.waterfall import format_duration
+from processor.transports.pull import PullWorker
+
+DEFAULT_OUTPUT = "prowtrace-demo-traces.jsonl"
+MAX_JOBS = 1000
+STALL_SECONDS = 20.0
+"""Give up when neither a span nor an ack arrived for this long."""
+ENDPOINT_FLUSH_SECONDS = 15.0
+PULL_THREADS = 8
+LOG_FILE = "prowtrace.log"
+EXIT_OK = 0
+EXIT_FAILED = 1
+EXIT_USAGE = 2
+_LOG_TAIL_LINES = 15
+
+
+@dataclass(frozen=True)
+class DemoOptions:
+    """The command's flags."""
+
+    jobs: int = DEFAULT_JOBS
+    seed: int | None = None
+    """``None``: a fresh seed each run (printed, so ``--seed`` can replay it)."""
+    output: Path = Path(DEFAULT_OUTPUT)
+    use_emulator: bool = True
+    keep: bool = False
+
+
+@dataclass(frozen=True)
+class DemoResult:
+    """What a finished demo did."""
+
+    server: PubSubServer
+    seed: int
+    jobs: int
+    messages: int
+    traces: int
+    spans: int
+    output: Path
+    kept: Path | None
+    endpoint: str
+    delivery: Delivery | None
+    elapsed: float
+
+
+class DemoFailed(RuntimeError):
+    """The demo could not finish; the message says why, ``log_tail`` what the worker logged."""
+
+    def __init__(self, message: str, log_tail: str = "") -> None:
+        """Keep the reason and the end of the worker's log."""
+        super().__init__(message)
+        self.log_tail = log_tail
+
+
+class UsageError(ValueError):
+    """A flag has a value the demo cannot use."""
+
+
+class Interrupted(BaseException):
+    """SIGTERM arrived; raised in the main thread so every cleanup runs."""
+
+    def __init__(self, signum: int) -> None:
+        """Remember the signal, for the exit status."""
+        super().__init__(f"signal {signum}")
+        self.signum = signum
+
+
+def check_options(options: DemoOptions) -> None:
+    """Refuse flags that cannot work before starting anything."""
+    if not 1 <= options.jobs <= MAX_JOBS:
+        raise UsageError(f"--jobs must be between 1 and {MAX_JOBS}, got {options.jobs}")
+    directory = options.output.parent
+    if not directory.is_dir():
+        raise UsageError(f"--output {options.output}: directory {directory} does not exist")
+    if options.output.is_dir():
+        raise UsageError(f"--output {options.output} is a directory; give a file name")
+    if not os.access(directory, os.W_OK):
+        raise UsageError(f"--output {options.output}: cannot write in {directory}")
+
+
+def demo_main(
+    options: DemoOptions,
+    console: Console | None = None,
+    environ: Mapping[str, str] = os.environ,
+) -> int:
+    """Run the demo as the ``prowtrace demo`` command; return the exit status."""
+    out = console or Console(highlight=False)
+    try:
+        check_options(options)
+    except UsageError as error:
+        out.print(f"prowtrace demo: {error}", markup=False, highlight=False)
+        return EXIT_USAGE
+    with _sigterm_interrupts():
+        try:
+            run_demo(options, out, environ=environ)
+        except (KeyboardInterrupt, Interrupted) as stop:
+            signum = stop.signum if isinstance(stop, Interrupted) else signal.SIGINT
+            removed = "" if options.keep else " and removed its files"
+            out.print(f"\nInterrupted: stopped everything the demo started{removed}.")
+            return 128 + signum
+        except DemoFailed as error:
+            out.print(f"prowtrace demo failed: {error}", style="red", markup=False)
+            if error.log_tail:
+                out.print("The worker's last log lines:", style="dim")
+                out.print(error.log_tail, style="dim", markup=False, highlight=False)
+            return EXIT_FAILED
+    return EXIT_OK
+
+
+def run_demo(  # noqa: PLR0913 - the keyword-only ones are seams for tests
+    options: DemoOptions,
+    console: Console,
+    *,
+    environ: Mapping[str, str] = os.environ,
+    temp_parent: Path | None = None,
+    emulator_factory: Callable[[], PubSubEmulator] = PubSubEmulator,
+    now: Callable[[], datetime] = lambda: datetime.now(UTC),
+) -> DemoResult:
+    """Run the demo, printing to ``console``; raise ``DemoFailed`` if it cannot finish.
+
+    ``environ`` supplies the OTEL_* settings of the user's endpoint (the OTLP exporters also read
+    the process environment themselves); ``temp_parent`` is where the temporary directory goes
+    (default: the system's); the jobs end a minute before ``now()``. Everything started is
+    stopped before this returns or raises.
+    """
+    started = time.monotonic()
+    seed = options.seed if options.seed is not None else secrets.randbelow(10_000)
+    workdir: Path | None = None
+    stack = ExitStack()
+    try:
+        workdir = Path(tempfile.mkdtemp(prefix="prowtrace-demo-", dir=temp_parent))
+        log_path = workdir / LOG_FILE
+        stack.enter_context(_logs_to(log_path))
+        try:
+            context = _Context(
+                seed, console, stack, workdir, environ, emulator_factory, now, started
+            )
+            return _run(options, context)
+        except DemoFailed as error:
+            raise DemoFailed(str(error), _tail(log_path)) from error
+        except Exception as error:
+            raise DemoFailed(f"{type(error).__name__}: {error}", _tail(log_path)) from error
+    finally:
+        with _signals_held():  # a second Ctrl-C must not leave java or files behind
+            stack.close()
+            if workdir is not None and not options.keep:
+                shutil.rmtree(workdir, ignore_errors=True)
+
+
+@dataclass(frozen=True)
+class _Context:
+    """What one run works with."""
+
+    seed: int
+    console: Console
+    stack: ExitStack
+    """Stops everything started, in reverse order, when the run ends however it ends."""
+    workdir: Path
+    environ: Mapping[str, str]
+    emulator_factory: Callable[[], PubSubEmulator]
+    now: Callable[[], datetime]
+    started: float
+
+    @property
+    def otel_env(self) -> dict[str, str]:
+        """The environment for exporters: never a cloud one, whatever OTEL_TRACES_EXPORTER says."""
+        return {**self.environ, "OTEL_TRACES_EXPORTER": "otlp"}
+
+
+def _run(options: DemoOptions, context: _Context) -> DemoResult:
+    console, workdir, environ, seed = (
+        context.console,
+        context.workdir,
+        context.environ,
+        context.seed,
+    )
+    otel_env = context.otel_env
+    console.print(report.header(console, options.jobs, seed))
+    steps = report.Steps(console)
+    fleet = build_fleet(
+        options.jobs,
+        seed,
+        workdir / "bucket-mirror",
+        now=context.now(),
+        resource=build_resource(otel_env),
+    )
+    steps.done(
+        f"Generated {len(fleet.jobs)} jobs: {len(fleet.messages)} crier messages, "
+        f"{fleet.artifact_files} artifact files"
+    )
+    sink = _Sink.open(
+        workdir, fleet, environ=environ, otel_env=otel_env, steps=steps, stack=context.stack
+    )
+    server = _trace_through_pubsub(options, fleet, sink, steps, context)
+    delivery = sink.finish_endpoint(console, steps)
+    shutil.move(sink.file_path, options.output)
+
+    spans = sink.collector.spans()
+    views = report.print_waterfalls(console, spans, fleet.scenario_by_trace)
+    report.print_summary(console, views, fleet.scenario_by_trace)
+    console.print()
+    elapsed = time.monotonic() - context.started
+    kept = workdir if options.keep else None
+    closing = report.Closing(
+        jobs=len(views),
+        spans=len(spans),
+        elapsed=elapsed,
+        output=options.output,
+        command=report.command_prefix(environ),
+        endpoint=sink.endpoint,
+        delivery=delivery,
+        skipped_endpoint=sink.skipped_endpoint,
+        kept=kept,
+    )
+    report.print_closing(console, closing)
+    return DemoResult(
+        server=server,
+        seed=seed,
+        jobs=len(fleet.jobs),
+        messages=len(fleet.messages),
+        traces=len(views),
+        spans=len(spans),
+        output=options.output,
+        kept=kept,
+        endpoint=sink.endpoint,
+        delivery=delivery,
+        elapsed=elapsed,
+    )
+
+
+@dataclass
+class _Sink:
+    """Where the worker's spans go: the OTLP JSON file, the collector, the user's endpoint."""
+
+    file_path: Path
+    collector: TraceCollector
+    endpoint: str
+    forwarder: EndpointForwarder | None
+    skipped_endpoint: str
+
+    @classmethod
+    def open(  # noqa: PLR0913 - the run's context, passed once
+        cls,
+        workdir: Path,
+        fleet: DemoFleet,
+        *,
+        environ: Mapping[str, str],
+        otel_env: Mapping[str, str],
+        steps: report.Steps,
+        stack: ExitStack,
+    ) -> _Sink:
+        """Prepare the destinations; the endpoint only if something listens there."""
+        endpoint = otlp_endpoint(environ)
+        forwarder, skipped = None, ""
+        if endpoint:
+            forwarder, skipped = _endpoint_forwarder(endpoint, otel_env, steps)
+            if forwarder is not None:
+                stack.callback(forwarder.finish, 0)
+        collector = TraceCollector(fleet.expected_by_trace)
+        return cls(workdir / "traces.jsonl", collector, endpoint, forwarder, skipped)
+
+    def exporter(self) -> GroupCommitExporter:
+        """One exporter for the pipeline; a message is acked once the file and collector have it.
+
+        Wired as `prowtrace pull` wires it: concurrent callbacks share export calls.
+        """
+        destinations: list[SpanExporter] = [OtlpJsonFileExporter(self.file_path), self.collector]
+        if self.forwarder is not None:
+            destinations.append(self.forwarder)
+        return GroupCommitExporter(FanOutExporter(destinations))
+
+    def finish_endpoint(self, console: Console, steps: report.Steps) -> Delivery | None:
+        """Wait (bounded) for the endpoint to take the spans; report how it went."""
+        if self.forwarder is None:
+            return None
+        with console.status(f"Sending the spans to {self.endpoint} ..."):
+            delivery = self.forwarder.finish(ENDPOINT_FLUSH_SECONDS)
+        if delivery.ok:
+            steps.done(f"Sent every span to {self.endpoint}")
+        else:
+            steps.warn(f"{self.endpoint} did not take every span (see the end)")
+        return delivery
+
+
+def _trace_through_pubsub(
+    options: DemoOptions, fleet: DemoFleet, sink: _Sink, steps: report.Steps, context: _Context
+) -> PubSubServer:
+    """Start Pub/Sub and the worker, publish the stream, wait for every trace, stop them."""
+    # Stopped in reverse order of registration: worker, exporters, clients, Pub/Sub. On failure
+    # the caller's stack stops them (with signals held), so a Ctrl-C anywhere leaves nothing.
+    running = context.stack.enter_context(ExitStack())
+    server = start_pubsub(
+        running, use_emulator=options.use_emulator, emulator_factory=context.emulator_factory
+    )
+    if server.fallback_reason:
+        steps.warn(f"{EMULATOR} {server.fallback_reason}: using {IN_PROCESS} instead")
+    where = f"{server.host} (pid {server.pid})" if server.pid else server.host
+    steps.done(f"Started {server.label} on {where}")
+
+    clients = PubSubClients(server.host)
+    running.callback(clients.close)
+    topic, subscription = create_topic_and_subscription(clients)
+    steps.done(f"Created topic {_short(topic)} and subscription {_short(subscription)}")
+
+    exporter = sink.exporter()
+    running.callback(exporter.shutdown)
+    pipeline = build_pipeline(
+        Settings(artifacts=str(fleet.mirror_root), grace=timedelta(0)),
+        context.otel_env,
+        exporter=exporter,
+    )
+    worker = PullWorker(
+        clients.streaming,
+        PullSettings(subscription=subscription, threads=PULL_THREADS),
+        pipeline.handle,
+    )
+    worker.start()
+    running.callback(worker.stop)
+    steps.done("Started the pull worker (grace 0: the artifacts are already written)")
+
+    published = publish_in_order(clients.publisher, topic, fleet.messages)
+    spread = format_duration(int(fleet.timeline.total_seconds() * 1e9))
+    steps.done(f"Published crier's {published} messages in order: {spread} of activity, at once")
+    progress = _await_traces(steps.console, sink.collector, worker, published)
+    steps.done(
+        f"Traced {progress.traces_complete}/{progress.traces_expected} jobs: "
+        f"{progress.spans_received} spans, all {published} messages acked"
+    )
+    with _signals_held():
+        running.close()
+    what = "the emulator" if server.is_emulator else "the in-process Pub/Sub server"
+    steps.done(f"Stopped the worker and {what}")
+    return server
+
+
+def _short(path: str) -> str:
+    """``projects/P/topics/NAME`` -> ``NAME``."""
+    return path.rsplit("/", 1)[-1]
+
+
+def _endpoint_forwarder(
+    endpoint: str, otel_env: Mapping[str, str], steps: report.Steps
+) -> tuple[EndpointForwarder | None, str]:
+    """Build the user's OTLP exporter behind a forwarder, unless nothing listens there."""
+    hint = endpoint_hint(otel_env)
+    if hint:
+        steps.warn(f"{endpoint}: {hint}")
+    reason = unreachable_reason(endpoint)
+    if reason:
+        steps.warn(f"Not sending to {endpoint}: {reason}")
+        return None, reason
+    forwarder = EndpointForwarder(build_exporter(otel_env))
+    steps.done(f"Will also send every span to {endpoint} ({otlp_protocol(otel_env)})")
+    return forwarder, ""
+
+
+def _await_traces(
+    console: Console, collector: TraceCollector, worker: PullWorker, messages: int
+) -> Progress:
+    """Wait until every expected span arrived and every message was acked."""
+    stop = threading.Event()
+    ended: list[str] = []
+    watcher = threading.Thread(
+        target=lambda: ended.append(worker.wait(stop)), name="demo-worker-watch", daemon=True
+    )
+    watcher.start()
+    try:
+        return _watch(console, collector, worker, messages, ended)
+    finally:
+        stop.set()
+        watcher.join()
+
+
+def _watch(
+    console: Console,
+    collector: TraceCollector,
+    worker: PullWorker,
+    messages: int,
+    ended: list[str],
+) -> Progress:
+    version = collector.version()
+    last_state = (-1, -1)
+    last_change = time.monotonic()
+    with console.status("Traces arriving ...") as status:
+        while True:
+            progress = collector.progress()
+            acked = worker.acked
+            if progress.complete and acked >= messages:
+                return progress
+            if ended:
+                raise DemoFailed(f"the pull worker's stream ended: {ended[0]}")
+            if (progress.spans_received, acked) != last_state:
+                last_state = (progress.spans_received, acked)
+                last_change = time.monotonic()
+            elif time.monotonic() - last_change > STALL_SECONDS:
+                raise DemoFailed(
+                    f"nothing arrived for {STALL_SECONDS:g} s: "
+                    + report.progress_text(progress, acked, messages)
+                    + f"; outcomes so far: {dict(worker.outcomes) or 'none'}"
+                )
+            status.update(report.progress_text(progress, acked, messages))
+            version = collector.wait_for_change(version, 0.1)
+
+
+@contextlib.contextmanager
+def _logs_to(path: Path) -> Iterator[None]:
+    """Send structlog and standard logging to ``path`` for the demo; restore them afterwards."""
+    saved = structlog.get_config()
+    root = logging.getLogger()
+    with path.open("a", encoding="utf-8") as out:
+        handler = logging.StreamHandler(out)
+        handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+        root.addHandler(handler)  # first, so configure_logging's basicConfig adds no other
+        try:
+            configure_logging("INFO", "json", out)
+            yield
+        finally:
+            root.removeHandler(handler)
+            structlog.configure(**saved)
+
+
+def _tail(path: Path) -> str:
+    try:
+        lines = path.read_text(encoding="utf-8", errors="replace").splitlines()
+    except OSError:
+        return ""
+    return "\n".join(lines[-_LOG_TAIL_LINES:])
+
+
+def _in_main_thread() -> bool:
+    return threading.current_thread() is threading.main_thread()
+
+
+@contextlib.contextmanager
+def _sigterm_interrupts() -> Iterator[None]:
+    """Turn SIGTERM into ``Interrupted`` in the main thread, so cleanup runs as on Ctrl-C."""
+    if not _in_main_thread():
+        yield
+        return
+
+    def interrupt(signum: int, _frame: FrameType | None) -> None:
+        raise Interrupted(signum)
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+@contextlib.contextmanager
+def _signals_held() -> Iterator[None]:
+    """Ignore SIGINT and SIGTERM while cleaning up (main thread only), then restore them."""
+    if not _in_main_thread():
+        yield
+        return
+    previous = {signum: signal.getsignal(signum) for signum in (signal.SIGINT, signal.SIGTERM)}
+    for signum in previous:
+        signal.signal(signum, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        for signum, handler in previous.items():
+            # None: a handler installed outside Python, which cannot be put back; use the default
+            signal.signal(signum, handler if handler is not None else signal.SIG_DFL)
