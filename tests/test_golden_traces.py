@@ -185,3 +185,13 @@ def test_snowflake_build_id_gives_the_pending_instant_to_the_millisecond(tmp_pat
     (queue,) = _named(spans, "queue")
     assert queue.attributes[sc.PROW_TIMING_SOURCE] == "snowflake"
     assert queue.end_ns % 1_000_000_000 != 0
+
+
+def test_container_still_running_at_abort_ends_with_the_job(tmp_path: Path) -> None:
+    """Aborted while running: the unfinished test container lasts until the job ended."""
+    _, spans = _trace(Scenario.ABORTED_WHILE_RUNNING, tmp_path)
+    root = _root(spans)
+    (test,) = _named(spans, "container/test")
+    assert test.end_ns == root.end_ns
+    assert test.attributes[sc.PROW_TIMING_ESTIMATED] is True
+    assert test.attributes[sc.CICD_PIPELINE_TASK_RUN_RESULT] == "cancellation"

@@ -351,8 +351,11 @@ def _observed_pod(
     assert podinfo.created is not None  # noqa: S101 - guaranteed by the caller
     runs = (*podinfo.init_containers, *podinfo.containers)
     ends = [to_ns(run.finished) for run in runs if run.finished]
+    # A container still running when podinfo.json was written (the job was aborted and the pod
+    # deleted) ran until the job ended: that is the best end the artifacts give it.
+    unfinished = any(run.started and not run.finished for run in runs)
     start_ns = to_ns(podinfo.created)
-    end_ns = max(ends) if ends else root.end_ns
+    end_ns = max(ends) if ends and not unfinished else root.end_ns
     records = [_pod_record(job, start_ns, end_ns, podinfo=podinfo, estimated=False)]
     if podinfo.scheduled:
         records.append(
@@ -369,7 +372,7 @@ def _observed_pod(
         if run.started is None:
             continue
         path = f"pod/init/{run.name}"
-        record = _container_record(job, state, run, path, task=False)
+        record = _container_record(job, state, run, path, task=False, job_end_ns=root.end_ns)
         clones = []
         if run.name == CLONEREFS and artifacts.clone_records:
             clones = _clone_spans(path, record.start_ns, artifacts.clone_records)
@@ -383,6 +386,7 @@ def _observed_pod(
             run,
             f"pod/container/{run.name}",
             task=run.name != SIDECAR,
+            job_end_ns=root.end_ns,
         )
         for run in podinfo.containers
         if run.started is not None
@@ -439,7 +443,9 @@ def _estimated_pod(
             finished=finished,
             exit_code=None if passed is None else (0 if passed else 1),
         )
-        record = _container_record(job, state, run, "pod/container/test", task=True)
+        record = _container_record(
+            job, state, run, "pod/container/test", task=True, job_end_ns=root.end_ns
+        )
         if record.error is not None:
             record = replace(record, error="container test: finished.json says it did not pass")
         attributes = dict(record.attributes)
@@ -481,14 +487,16 @@ def task_result(state: JobState, run: ContainerRun) -> tuple[str, str | None]:
     return sc.RESULT_FAILURE, sc.ERROR_TEST_FAILED
 
 
-def _container_record(
-    job: _Job, state: JobState, run: ContainerRun, path: str, *, task: bool
+def _container_record(  # noqa: PLR0913 - the facts one container span is made of
+    job: _Job, state: JobState, run: ContainerRun, path: str, *, task: bool, job_end_ns: int
 ) -> SpanRecord:
     """Return one container's span; ``path`` is ``pod/init/<name>`` or ``pod/container/<name>``."""
     assert run.started is not None  # noqa: S101 - callers skip containers that never started
     start_ns = to_ns(run.started)
-    end_ns = to_ns(run.finished) if run.finished else start_ns
+    end_ns = to_ns(run.finished) if run.finished else job_end_ns
     attributes: dict[str, AttributeValue] = {sc.PROW_CONTAINER_NAME: run.name}
+    if run.finished is None:
+        attributes[sc.PROW_TIMING_ESTIMATED] = True
     if run.image:
         attributes[sc.PROW_CONTAINER_IMAGE] = scrub(run.image, 256)
     if run.exit_code is not None:
