@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import signal
+import subprocess
+import sys
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
@@ -141,3 +144,30 @@ def test_grace_is_zero_unless_given_on_the_command_line() -> None:
     settings = load_settings({"PROWTRACE_GRACE_SECONDS": "300", "PROWTRACE_ARTIFACTS": "gcs"})
     assert backfill_settings(settings, grace_given=False).grace == timedelta(0)
     assert backfill_settings(settings, grace_given=True).grace == timedelta(seconds=300)
+
+
+def test_ctrl_c_finishes_runs_in_flight_prints_the_summary_and_exits_130(
+    mirror: Path, receiver: OtlpReceiver
+) -> None:
+    """SIGINT to the real command: it stops finding runs, finishes those started, exits 130."""
+    receiver.set_delay(0.1)  # each export takes a while, so the run is still going when hit
+    command = [sys.executable, "-m", "processor", "backfill", f"gs://{BUCKET}/"]
+    command += ["--artifacts-mirror", str(mirror)]
+    with subprocess.Popen(  # noqa: S603 - our own command, fixed arguments
+        command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    ) as process:
+        try:
+            assert receiver.wait_for(lambda r: r.export_requests > 0, timeout=20)
+            process.send_signal(signal.SIGINT)
+            out, err = process.communicate(timeout=20)
+        finally:
+            process.kill()
+    assert process.returncode == 130, err
+    headline = out.splitlines()[0]
+    found = int(headline.removeprefix("backfill: ").split(" ", 1)[0])
+    assert 0 < found < folder_count(corpus())
+    assert "interrupted: " in out
+    received = receiver.unique_spans()
+    traced = {span.trace_id for span in received.values()}
+    whole_traces = {key: span for key, span in expected().items() if span.trace_id in traced}
+    assert_traces_complete(received, whole_traces)  # runs in flight were finished, not cut

@@ -258,6 +258,8 @@ def _discover(store: ArtifactStore, prefixes: Sequence[str], tally: Tally) -> It
                     return
         except ArtifactError as error:
             tally.add_listing_error(f"{prefix}: {error}")
+        except Exception as error:  # noqa: BLE001 - a listing bug must still end in a summary
+            tally.add_listing_error(f"{prefix}: unexpected error: {error!r}")
 
 
 def _process(
