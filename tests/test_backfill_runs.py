@@ -234,6 +234,12 @@ def test_other_moments_are_refused_with_the_accepted_forms(text: str) -> None:
         parse_moment(text, NOW)
 
 
+def test_an_age_beyond_the_calendar_is_refused() -> None:
+    """An age so large that the date would precede year 1 is a ValueError, not a crash."""
+    with pytest.raises(ValueError, match="past the year 1"):
+        parse_moment("99999999w", NOW)
+
+
 def test_nested_and_repeated_prefixes_are_listed_once() -> None:
     """A prefix inside another (or repeated) is dropped; siblings sharing a text prefix stay."""
     prefixes = [

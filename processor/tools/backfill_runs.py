@@ -67,7 +67,10 @@ def parse_moment(text: str, now: datetime) -> datetime:
     relative = _RELATIVE.match(value)
     if relative:
         amount, unit = int(relative.group(1)), _RELATIVE_UNITS[relative.group(2)]
-        return now - timedelta(**{unit: amount})
+        try:
+            return now - timedelta(**{unit: amount})
+        except OverflowError:
+            raise ValueError(f"{text!r} reaches back past the year 1") from None
     try:
         moment = datetime.fromisoformat(value)
     except ValueError:
