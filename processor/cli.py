@@ -101,6 +101,26 @@ def _replay(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _backfill(args: argparse.Namespace) -> int:
+    from processor.tools.backfill import BackfillOptions, backfill_main, log_stream  # noqa: PLC0415 - keep --help fast
+
+    settings = settings_from_args(args, grace_default=0)
+    level = settings.log_level if args.log_level else "WARNING"
+    configure_logging(level, settings.log_format, stream=log_stream())
+    options = BackfillOptions(
+        prefixes=tuple(args.prefixes),
+        since=args.since,
+        until=args.until,
+        job=args.job,
+        concurrency=args.concurrency,
+        publish=args.publish,
+        dry_run=args.dry_run,
+    )
+    return backfill_main(
+        options, settings, grace_given=args.grace_seconds is not None, env=os.environ
+    )
+
+
 def _install_stop_signals(stop: Callable[[], None]) -> None:
     """Call ``stop`` on SIGTERM (Cloud Run's shutdown) and SIGINT (Ctrl-C)."""
     for signum in (signal.SIGTERM, signal.SIGINT):
@@ -286,6 +306,63 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int, help="port to listen on (default $PORT or 8080)")
     _add_core_options(serve, grace_default=None)
     serve.set_defaults(run=_serve)
+
+    backfill = commands.add_parser(
+        "backfill",
+        help="trace runs that already finished, found in the artifact bucket",
+        description=(
+            "Find finished runs under artifact prefixes (folders holding prowjob.json), rebuild "
+            "for each the terminal-state message crier would have published, and trace it "
+            "through the same pipeline as the services (grace 0 unless --grace-seconds), or "
+            "with --publish send the messages to a topic for the deployed fleet. Skipped: "
+            "unfinished runs, a revived pod's superseded first folder, runs whose pod never "
+            "started, and runs outside the filters. Safe to interrupt (Ctrl-C finishes the "
+            "runs in flight and prints the summary) and to rerun: IDs derive from the ProwJob, "
+            "so a rerun gives the same spans, never a second trace. Exit 0 if every run was "
+            "traced or skipped, 1 if some failed, 2 on usage errors, 130 if interrupted."
+        ),
+    )
+    backfill.add_argument(
+        "prefixes",
+        nargs="+",
+        metavar="PREFIX",
+        help="artifact folder to search, e.g. gs://BUCKET/logs/JOB/ or gs://BUCKET/pr-logs/",
+    )
+    backfill.add_argument(
+        "--since",
+        metavar="DATE",
+        help="only runs that finished (status.completionTime) at or after DATE: "
+        "2026-11-01, 2026-11-01T12:00:00Z (UTC if no offset), or an age: 90m, 36h, 7d, 2w",
+    )
+    backfill.add_argument(
+        "--until", metavar="DATE", help="only runs that finished before DATE (same forms)"
+    )
+    backfill.add_argument(
+        "--job",
+        metavar="REGEX",
+        help="only jobs whose name matches REGEX (searched: use ^name$ for one job)",
+    )
+    backfill.add_argument(
+        "--concurrency",
+        type=int,
+        default=8,
+        metavar="N",
+        help="runs processed at once (default 8)",
+    )
+    backfill.add_argument(
+        "--publish",
+        metavar="projects/P/topics/T",
+        help="publish the messages to this topic instead of tracing here "
+        "(honours PUBSUB_EMULATOR_HOST)",
+    )
+    backfill.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="send nothing: print the messages as JSON lines (input for `prowtrace replay`); "
+        "the summary goes to standard error",
+    )
+    _add_core_options(backfill, grace_default=0)
+    backfill.set_defaults(run=_backfill)
 
     tp = commands.add_parser(
         "traceparent",

@@ -1,0 +1,98 @@
+"""What the backfill tests share: one corpus, the spans it should give, and small helpers."""
+
+from __future__ import annotations
+
+import functools
+import threading
+from collections import Counter
+from collections.abc import Iterable, Iterator, Mapping
+from datetime import timedelta
+from pathlib import Path
+from tempfile import TemporaryDirectory
+
+from processor.artifacts import ArtifactStore
+from processor.export.exporters import build_resource
+from processor.export.otel import SpanConverter
+from processor.pipeline import Pipeline, PipelineSettings
+from processor.testing.corpus import SyntheticJob, generate, write_mirror
+from processor.testing.oracle import RecordingExporter, SpanKey, expected_spans
+from processor.testing.otlp_receiver import ReceivedSpan
+from processor.tools.backfill import PipelineSink
+
+CORPUS_SIZE = 300
+BUCKET = "prow-artifacts"
+
+
+@functools.cache
+def corpus() -> tuple[SyntheticJob, ...]:
+    """Return the corpus every backfill test runs on (the generator's default seed)."""
+    return tuple(generate(CORPUS_SIZE))
+
+
+@functools.cache
+def expected() -> Mapping[SpanKey, ReceivedSpan]:
+    """Return the spans crier's terminal messages alone give: what backfill must export."""
+    with TemporaryDirectory() as root:
+        write_mirror(corpus(), Path(root))
+        return expected_spans([job.messages[-1] for job in corpus()], Path(root))
+
+
+def finished(jobs: Iterable[SyntheticJob]) -> list[SyntheticJob]:
+    """Jobs whose terminal message names a folder: the runs backfill traces."""
+    return [job for job in jobs if job.url]
+
+
+def folder_count(jobs: Iterable[SyntheticJob]) -> int:
+    """Folders holding a prowjob.json: each job's own, plus a revived pod's abandoned one."""
+    return sum(bool(job.gcs_path) + len(job.abandoned_artifacts) for job in jobs)
+
+
+def trace_id(job: SyntheticJob) -> str:
+    """Return the job's trace ID in uid mode: its ProwJob name as 32 hex digits."""
+    return job.uid.replace("-", "")
+
+
+def spans_of(
+    spans: Mapping[SpanKey, ReceivedSpan], jobs: Iterable[SyntheticJob]
+) -> dict[SpanKey, ReceivedSpan]:
+    """Return the spans of ``jobs``' traces only."""
+    wanted = {trace_id(job) for job in jobs}
+    return {key: span for key, span in spans.items() if span.trace_id in wanted}
+
+
+def recording_sink(store: ArtifactStore) -> tuple[PipelineSink, RecordingExporter]:
+    """Return a pipeline sink as backfill builds one (grace 0), exporting to a recorder."""
+    recorder = RecordingExporter()
+    pipeline = Pipeline(
+        store,
+        recorder,
+        SpanConverter(build_resource({})),
+        PipelineSettings(grace=timedelta(0)),
+    )
+    return PipelineSink(pipeline), recorder
+
+
+class CountingStore:
+    """Wraps a store, counting the reads of each file name and the folders it listed."""
+
+    def __init__(self, inner: ArtifactStore) -> None:
+        """Count what goes through to ``inner``."""
+        self._inner = inner
+        self._lock = threading.Lock()
+        self.reads: Counter[str] = Counter()
+        self.read_folders: list[str] = []
+        self.listed = 0
+
+    def read(self, folder: str, name: str) -> bytes | None:
+        """Count, then read."""
+        with self._lock:
+            self.reads[name] += 1
+            self.read_folders.append(folder)
+        return self._inner.read(folder, name)
+
+    def find(self, prefix: str, name: str) -> Iterator[str]:
+        """Count each folder as the listing yields it."""
+        for folder in self._inner.find(prefix, name):
+            with self._lock:
+                self.listed += 1
+            yield folder
