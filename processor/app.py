@@ -7,7 +7,7 @@ from collections.abc import Mapping
 
 from opentelemetry.sdk.trace.export import SpanExporter
 
-from processor.artifacts import open_store
+from processor.artifacts import ArtifactStore, open_store
 from processor.config import Settings
 from processor.export.exporters import build_exporter, build_resource
 from processor.export.otel import SpanConverter
@@ -19,13 +19,16 @@ def build_pipeline(
     env: Mapping[str, str] = os.environ,
     *,
     exporter: SpanExporter | None = None,
+    store: ArtifactStore | None = None,
 ) -> Pipeline:
     """Return a pipeline reading artifacts as ``settings`` say and exporting as ``env`` says.
 
     ``exporter`` replaces the one ``OTEL_TRACES_EXPORTER`` would select (tests, demo, group
-    commit wrappers).
+    commit wrappers); ``store`` replaces the one ``settings.artifacts`` names (backfill wraps
+    it to reuse what it already read).
     """
-    store = open_store(settings.artifacts, max_bytes=settings.max_artifact_bytes)
+    if store is None:
+        store = open_store(settings.artifacts, max_bytes=settings.max_artifact_bytes)
     return Pipeline(
         store=store,
         exporter=exporter if exporter is not None else build_exporter(env),

@@ -1,7 +1,7 @@
 """The ``prowtrace`` command line: one subcommand per way of feeding the core.
 
 Exit status: 0 success; 1 the command ran but some messages were not traced (details printed);
-2 usage or configuration error.
+2 usage or configuration error; 130 interrupted (backfill, demo).
 """
 
 from __future__ import annotations

@@ -500,18 +500,12 @@ def build_edges(
             close=[publisher.stop, publisher.transport.close],
         )
     # Imported here: the exporters pull in gRPC and HTTP clients only this mode needs.
-    from processor.export.exporters import build_exporter, build_resource  # noqa: PLC0415
+    from processor.app import build_pipeline  # noqa: PLC0415
+    from processor.export.exporters import build_exporter  # noqa: PLC0415
     from processor.export.group_commit import GroupCommitExporter  # noqa: PLC0415
-    from processor.export.otel import SpanConverter  # noqa: PLC0415
-    from processor.pipeline import PipelineSettings  # noqa: PLC0415
 
     exporter = GroupCommitExporter(build_exporter(env))
-    pipeline = Pipeline(
-        store=reader,
-        exporter=exporter,
-        converter=SpanConverter(build_resource(env)),
-        settings=PipelineSettings(id_mode=settings.id_mode, grace=settings.grace),
-    )
+    pipeline = build_pipeline(settings, env, exporter=exporter, store=reader)
     return Edges(reader, PipelineSink(pipeline), close=[exporter.shutdown])
 
 
