@@ -15,7 +15,6 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from types import TracebackType
 from typing import Self
 
 import grpc
@@ -24,13 +23,14 @@ from google.cloud.trace_v2.services.trace_service.transports.grpc import TraceSe
 from google.protobuf import empty_pb2
 
 from processor.testing.otlp_receiver import ExportFaults
+from processor.testing.service import LocalService
 
 SERVICE_NAME = "google.devtools.cloudtrace.v2.TraceService"
 _WORKERS = 4
 _STOP_GRACE_SECONDS = 1.0
 
 
-class FakeCloudTraceServer:
+class FakeCloudTraceServer(LocalService):
     """Cloud Trace v2 ``TraceService`` on 127.0.0.1, storing every span written to it.
 
     Use it as a context manager, or ``start()`` / ``stop()``. Accessors return snapshots.
@@ -75,19 +75,6 @@ class FakeCloudTraceServer:
         if self._executor is not None:
             self._executor.shutdown(wait=True)
             self._executor = None
-
-    def __enter__(self) -> Self:
-        """Start the server."""
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        """Stop the server."""
-        self.stop()
 
     # Where it is
 

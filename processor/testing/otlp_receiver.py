@@ -23,7 +23,6 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from types import TracebackType
 from typing import Any, Self
 
 import grpc
@@ -38,6 +37,8 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2_grpc import (
     add_TraceServiceServicer_to_server,
 )
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
+
+from processor.testing.service import LocalService
 
 TRACES_PATH = "/v1/traces"
 PROTOBUF_CONTENT_TYPE = "application/x-protobuf"
@@ -250,7 +251,7 @@ class ExportFaults:
         self._stopping.set()
 
 
-class OtlpReceiver:
+class OtlpReceiver(LocalService):
     """OTLP trace receiver on 127.0.0.1: gRPC ``TraceService/Export`` and HTTP ``POST /v1/traces``.
 
     Use it as a context manager, or call ``start()`` and ``stop()``. Storage is thread-safe; every
@@ -318,19 +319,6 @@ class OtlpReceiver:
         if self._http_thread is not None:
             self._http_thread.join()
             self._http_thread = None
-
-    def __enter__(self) -> Self:
-        """Start the receiver."""
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        """Stop the receiver."""
-        self.stop()
 
     # Endpoints
 

@@ -48,7 +48,6 @@ import threading
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
-from types import TracebackType
 from typing import Self
 
 import grpc
@@ -69,6 +68,8 @@ from google.pubsub_v1 import (
 )
 from google.pubsub_v1.services.publisher.transports.grpc import PublisherGrpcTransport
 from google.pubsub_v1.services.subscriber.transports.grpc import SubscriberGrpcTransport
+
+from processor.testing.service import LocalService
 
 DEBIAN_PACKAGE = "google-cloud-cli-pubsub-emulator"
 LAUNCHER_IN_SDK = Path("platform/pubsub-emulator/bin/cloud-pubsub-emulator")
@@ -176,7 +177,7 @@ def _duration(seconds: float) -> duration_pb2.Duration:
     return duration_pb2.Duration(seconds=whole, nanos=round((seconds - whole) * 1e9))
 
 
-class PubSubEmulator:
+class PubSubEmulator(LocalService):
     """Google's Pub/Sub emulator on 127.0.0.1, started fresh on a free port.
 
     Use it as a context manager, or ``start()`` / ``stop()``. The launcher execs java in its own
@@ -296,19 +297,6 @@ class PubSubEmulator:
             reader.join(_STOP_TIMEOUT_SECONDS)
         if process is not None and process.stdout is not None:
             process.stdout.close()
-
-    def __enter__(self) -> Self:
-        """Start the emulator."""
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        """Stop the emulator."""
-        self.stop()
 
     # Where it is
 

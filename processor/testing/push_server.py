@@ -6,17 +6,17 @@ import asyncio
 import threading
 from collections.abc import Callable
 from dataclasses import replace
-from types import TracebackType
 from typing import Self
 
 from processor.config import PushSettings
 from processor.core.message import Delivery
 from processor.pipeline import Result
+from processor.testing.service import LocalService
 from processor.transports.oidc import OidcVerifier
 from processor.transports.push import PushEndpoint, create_app, serve
 
 
-class PushServerThread:
+class PushServerThread(LocalService):
     """``prowtrace serve``'s application on 127.0.0.1, a free port, in a daemon thread."""
 
     def __init__(
@@ -72,16 +72,3 @@ class PushServerThread:
         except BaseException as error:  # noqa: BLE001 - reported to start()'s caller
             self._error = error
             self._ready.set()
-
-    def __enter__(self) -> Self:
-        """Start on entry."""
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        """Stop on exit."""
-        self.stop()

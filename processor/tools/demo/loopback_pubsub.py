@@ -22,11 +22,12 @@ from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from types import TracebackType
 from typing import Any, Self
 
 import grpc
 from google.pubsub_v1 import types
+
+from processor.testing.service import LocalService
 
 _PUBLISHER = "google.pubsub.v1.Publisher"
 _SUBSCRIBER = "google.pubsub.v1.Subscriber"
@@ -46,7 +47,7 @@ class _Subscription:
     """ack ID -> (message, monotonic deadline)."""
 
 
-class LoopbackPubSub:
+class LoopbackPubSub(LocalService):
     """An in-process Pub/Sub server on a free port of 127.0.0.1; thread-safe.
 
     Use it as a context manager, or ``start()`` / ``stop()``. ``host`` is what
@@ -90,19 +91,6 @@ class LoopbackPubSub:
         executor, self._executor = self._executor, None
         if executor is not None:
             executor.shutdown(wait=True)
-
-    def __enter__(self) -> Self:
-        """Start the server."""
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        """Stop the server."""
-        self.stop()
 
     @property
     def host(self) -> str:
