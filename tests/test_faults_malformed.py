@@ -14,9 +14,8 @@ from __future__ import annotations
 import http.client
 import json
 import random
-import time
 from collections import Counter
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -45,6 +44,7 @@ from processor.testing.fault_rig import (
     pull_worker,
     quiet_structlog,
     receiver_exporter,
+    wait_until,
 )
 from processor.testing.malformed import (
     FUZZ_BUCKET,
@@ -307,16 +307,6 @@ def test_pull_worker_classifies_every_malformed_message(
     assert (worker.acked, worker.nacked, leftover) == (total, 0, 0)
     assert worker.outcomes == expected_outcomes
     assert_traces_complete(received, mixed.expected)
-
-
-def wait_until(predicate: Callable[[], bool], timeout: float) -> bool:
-    """Poll ``predicate`` until it holds (True) or ``timeout`` seconds pass (False)."""
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.1)
-    return True
 
 
 def _by_outcome(by_kind: Counter[tuple[str, str]]) -> dict[str, int]:

@@ -55,8 +55,8 @@ class FaultPlan:
 
     @property
     def grace_seconds(self) -> float:
-        """The grace period the late-artifact case runs with: twice the lateness, at least 10 s."""
-        return max(10.0, 2 * self.late_artifact_seconds)
+        """The grace period the late-artifact case runs with: twice the lateness, at least 6 s."""
+        return max(6.0, 2 * self.late_artifact_seconds)
 
 
 SHORT = FaultPlan(

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import timedelta
@@ -30,8 +31,8 @@ from processor.export.group_commit import GroupCommitExporter
 from processor.export.otel import SpanConverter
 from processor.pipeline import Pipeline, PipelineSettings, Result
 from processor.testing.corpus import Published, SyntheticJob, generate, stream, write_mirror
-from processor.testing.oracle import SpanKey, expected_spans
-from processor.testing.otlp_receiver import OtlpReceiver, ReceivedSpan
+from processor.testing.oracle import RecordingExporter, SpanKey, handle_published
+from processor.testing.otlp_receiver import OtlpReceiver, ReceivedSpan, unique_spans_of
 from processor.testing.pubsub_emulator import PubSubEmulator
 from processor.transports.pull import PullWorker
 
@@ -47,6 +48,9 @@ class FaultCorpus:
     """Crier's messages in publish order."""
     expected: dict[SpanKey, ReceivedSpan]
     """Exactly the spans the messages must give, by ``(trace_id, span_id)``."""
+    span_emissions: int
+    """Spans one fault-free pass exports, repeats included (a job's later message re-sends
+    spans an earlier one sent): the baseline for counting duplicates a fault caused."""
 
     @property
     def trace_ids(self) -> frozenset[str]:
@@ -55,12 +59,26 @@ class FaultCorpus:
 
 
 def fault_corpus(root: Path, n_jobs: int, *, seed: int) -> FaultCorpus:
-    """Generate ``n_jobs`` lifecycles, mirror their artifacts under ``root``, compute the oracle."""
+    """Generate ``n_jobs`` lifecycles, mirror their artifacts under ``root``, run the oracle.
+
+    The oracle is :func:`processor.testing.oracle.expected_spans`' pipeline (grace 0, in-memory
+    export through the OTLP encoding); its emissions are counted too.
+    """
     jobs = tuple(generate(n_jobs, seed=seed))
     mirror = root / "mirror"
     write_mirror(jobs, mirror)
     messages = tuple(stream(jobs))
-    return FaultCorpus(jobs, mirror, messages, expected_spans(messages, mirror))
+    recorder = RecordingExporter()
+    pipeline = Pipeline(
+        MirrorArtifactStore(mirror),
+        recorder,
+        SpanConverter(build_resource({})),
+        PipelineSettings(id_mode=IdMode.UID, grace=timedelta(0)),
+    )
+    for message in messages:
+        handle_published(pipeline, message)
+    emitted = recorder.spans()
+    return FaultCorpus(jobs, mirror, messages, unique_spans_of(emitted), len(emitted))
 
 
 DEFAULT_EXPORT_TIMEOUT_SECONDS = 10.0
@@ -163,3 +181,13 @@ def publish_batched(
         size += len(data)
     flush()
     return published
+
+
+def wait_until(predicate: Callable[[], bool], timeout: float, interval: float = 0.1) -> bool:
+    """Poll ``predicate`` until it holds (True) or ``timeout`` seconds pass (False)."""
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(interval)
+    return True
