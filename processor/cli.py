@@ -140,7 +140,8 @@ def _pull(args: argparse.Namespace) -> int:
     pull_settings = load_pull_settings(os.environ, args.subscription)
     configure_logging(settings.log_level, settings.log_format)
     # Concurrent callbacks share export calls; each still returns only after its spans went out.
-    exporter = GroupCommitExporter(build_exporter(os.environ))
+    inner_exporter = build_exporter(os.environ)
+    exporter = GroupCommitExporter(inner_exporter)
     pipeline = build_pipeline(settings, exporter=exporter)
     worker = PullWorker(
         SubscriberClient(), pull_settings, pipeline.handle, project=gcp_project(os.environ)
@@ -149,7 +150,8 @@ def _pull(args: argparse.Namespace) -> int:
     _install_stop_signals(stop.set)
     worker.start()
     ended = worker.wait(stop)
-    worker.stop()
+    # Shutting the inner exporter down ends its retries, so a down backend cannot hold the exit.
+    worker.stop(abort_exports=inner_exporter.shutdown)
     exporter.shutdown()
     if ended != "stop requested":
         print(f"prowtrace pull: {ended}", file=sys.stderr)  # noqa: T201
@@ -171,7 +173,8 @@ def _serve(args: argparse.Namespace) -> int:
     push_settings = load_push_settings(os.environ, host=args.host, port=args.port)
     configure_logging(settings.log_level, settings.log_format)
     # Concurrent requests share export calls; each still answers only after its spans went out.
-    exporter = GroupCommitExporter(build_exporter(os.environ))
+    inner_exporter = build_exporter(os.environ)
+    exporter = GroupCommitExporter(inner_exporter)
     pipeline = build_pipeline(settings, exporter=exporter)
     verifier = None
     if push_settings.auth == "oidc":
@@ -180,7 +183,12 @@ def _serve(args: argparse.Namespace) -> int:
         )
         verifier = OidcVerifier(policy)
     endpoint = PushEndpoint(
-        pipeline.handle, push_settings, verifier=verifier, project=gcp_project(os.environ)
+        pipeline.handle,
+        push_settings,
+        verifier=verifier,
+        project=gcp_project(os.environ),
+        # Shutting the inner exporter down ends its retries, so a down backend cannot hold the exit.
+        abort_exports=inner_exporter.shutdown,
     )
 
     async def run() -> None:
