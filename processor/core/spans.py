@@ -75,9 +75,16 @@ def fit_inside_parents(records: Sequence[SpanRecord]) -> list[SpanRecord]:
             start = min(max(start, parent.start_ns), parent.end_ns)
             end = min(max(end, start), parent.end_ns)
         events = tuple(
-            replace(event, time_ns=min(max(event.time_ns, start), end)) for event in record.events
+            event
+            if start <= event.time_ns <= end
+            else replace(event, time_ns=min(max(event.time_ns, start), end))
+            for event in record.events
         )
-        adjusted = replace(record, start_ns=start, end_ns=end, events=events)
+        # Most spans already fit: copying a frozen record only to change nothing costs time.
+        unchanged = start == record.start_ns and end == record.end_ns and events == record.events
+        adjusted = (
+            record if unchanged else replace(record, start_ns=start, end_ns=end, events=events)
+        )
         placed[record.path] = adjusted
         fitted.append(adjusted)
     return fitted
