@@ -12,6 +12,7 @@ from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
 
 from bench import cost, floor, machine, memory, proc, pull, push, throughput, workspace
 from bench.__main__ import QUICK, render, run
+from bench.loadgen import LoadResult
 from bench.stats import latency_summary, percentile
 from processor.export.exporters import build_resource
 from processor.export.otel import SpanConverter
@@ -56,6 +57,17 @@ def test_latency_summary_of_nothing_is_nan() -> None:
     summary = latency_summary([], 1.0)
     assert math.isnan(summary["p99_ms"])
     assert summary["requests_per_s"] == 0
+
+
+def test_load_result_leaves_warmup_requests_out_of_latencies() -> None:
+    """A request started before the measured window counts as completed, not as a latency."""
+    result = LoadResult()
+    result.record(204, started=1.0, measure_from=2.0)
+    result.record(204, started=2.5, measure_from=2.0)
+    result.record(None, started=3.0, measure_from=2.0)
+    result.record(None, started=1.0, measure_from=2.0)
+    assert (result.completed, len(result.latencies_ms), result.errors) == (2, 1, 1)
+    assert result.statuses == {204: 1}
 
 
 def test_split_cores_keeps_the_lowest_for_the_measured_side() -> None:
@@ -144,18 +156,11 @@ def test_push_smoke(
     tiny: workspace.Workspace, cores: tuple[frozenset[int], frozenset[int]], tmp_path: Path
 ) -> None:
     """``prowtrace serve`` acks every push (204) with group commit on and off."""
-    result = push.measure(
-        tiny,
-        cores,
-        levels=(1, 4),
-        duration=0.3,
-        reference_duration=0.2,
-        warmup=0.1,
-        logs=tmp_path,
-    )
+    plan = push.PushPlan(levels=(1, 4), duration=0.3, reference_duration=0.2, warmup=0.1)
+    result = push.measure(tiny, cores, plan, tmp_path)
     for mode in ("group_commit_on", "group_commit_off"):
         assert result[f"{mode}_exit_status"] == 0
-        for level in ("1", "4"):
+        for level in ("1", "4", "open_loop"):
             assert set(result[mode][level]["push"]["statuses"]) == {"204"}
 
 

@@ -93,12 +93,19 @@ def fit_inside_parents(records: Sequence[SpanRecord]) -> list[SpanRecord]:
 def identify(identity: JobIdentity, records: Iterable[SpanRecord]) -> list[TraceSpan]:
     """Give each record its deterministic IDs; the root (path ``""``) gets the root span ID."""
     spans = []
+    ids: dict[str, int] = {}  # a parent's ID is hashed once, not once per child
+
+    def id_of(path: str) -> int:
+        if path not in ids:
+            ids[path] = span_id_for(identity, path)
+        return ids[path]
+
     for record in records:
-        parent_id = None if record.parent is None else span_id_for(identity, record.parent)
+        parent_id = None if record.parent is None else id_of(record.parent)
         spans.append(
             TraceSpan(
                 trace_id=identity.trace_id,
-                span_id=span_id_for(identity, record.path),
+                span_id=id_of(record.path),
                 parent_span_id=parent_id,
                 record=record,
             )
