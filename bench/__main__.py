@@ -85,11 +85,10 @@ def _render_push(report: dict[str, Any]) -> list[str]:
             push_row = row["push"]
             if level == "open_loop":
                 load = f"open {row['offered_requests_per_s']:.0f}/s <={row['max_in_flight']}"
-                healthz, ratio = "", ""
             else:
                 load = f"closed, {level} conc."
-                healthz = _fmt(row["healthz"]["p99_ms"])
-                ratio = _fmt(row["p99_ratio_to_healthz"])
+            healthz = _fmt(row["healthz"]["p99_ms"])
+            ratio = _fmt(row["p99_ratio_to_healthz"])
             lines.append(
                 f"  {mode.removeprefix('group_commit_'):<12}  {load:<16}  "
                 f"{_fmt(push_row['p50_ms']):>7}  {_fmt(push_row['p99_ms']):>7}  "

@@ -129,8 +129,23 @@ def measure(
                 open_spec = LoadSpec(
                     f"{base}/", bodies, top, plan.duration, plan.warmup, rate=open_rate
                 )
+                reference = run_load(
+                    LoadSpec(
+                        f"{base}/healthz",
+                        None,
+                        top,
+                        plan.reference_duration,
+                        plan.warmup,
+                        rate=open_rate,
+                    ),
+                    helper_cpus,
+                )
+                push = _pushed(open_spec, server, receiver, helper_cpus)
+                healthz = _summary(reference)
                 rows["open_loop"] = {
-                    "push": _pushed(open_spec, server, receiver, helper_cpus),
+                    "push": push,
+                    "healthz": healthz,
+                    "p99_ratio_to_healthz": push["p99_ms"] / healthz["p99_ms"],
                     "offered_requests_per_s": open_rate,
                     "max_in_flight": top,
                     "load_fraction_of_group_commit_capacity": OPEN_LOOP_LOAD,
