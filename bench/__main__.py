@@ -58,7 +58,12 @@ def _fmt(value: float, digits: int = 1) -> str:
 def _render_throughput(report: dict[str, Any]) -> list[str]:
     lines: list[str] = []
     median = report["throughput"]["median"]
-    lines += ["", "throughput (one core, messages/s; ratio = pipeline / floor, same round)"]
+    rounds = len(report["throughput"]["rounds"])
+    heading = (
+        "throughput (one core, messages/s; ratio = pipeline / floor in the same round, median "
+        f"of {rounds}; CPU ratio = floor CPU / pipeline CPU per message)"
+    )
+    lines += ["", heading]
     rows = (
         ("floor (read+decode+encode, one OTLP request)", "floor"),
         ("pipeline, serial (replay)", "serial"),
@@ -67,9 +72,11 @@ def _render_throughput(report: dict[str, Any]) -> list[str]:
     for label, key in rows:
         ratio = median.get(f"{key}_ratio")
         share = f"   ratio {_fmt(100 * ratio):>5} %" if ratio is not None else " " * 17
+        cpu_ratio = median.get(f"{key}_cpu_ratio")
+        cpu_share = f"   CPU ratio {_fmt(100 * cpu_ratio):>5} %" if cpu_ratio is not None else ""
         lines.append(
             f"  {label:<46}{_fmt(median[f'{key}_msgs_per_s'], 0):>7}{share}"
-            f"   CPU {_fmt(median[f'{key}_cpu_ms_per_msg'], 3)} ms/msg"
+            f"   CPU {_fmt(median[f'{key}_cpu_ms_per_msg'], 3)} ms/msg{cpu_share}"
         )
     return lines
 
@@ -188,11 +195,11 @@ def render(report: dict[str, Any]) -> str:
 def _targets(report: dict[str, Any]) -> dict[str, tuple[bool, str]]:
     targets: dict[str, tuple[bool, str]] = {}
     if "throughput" in report:
-        ratio = report["throughput"]["median"]["concurrent_ratio"]
-        targets["pipeline >= 50% of the floor"] = (
-            ratio >= TARGETS["throughput_ratio"],
-            f"{100 * ratio:.1f} %",
-        )
+        median = report["throughput"]["median"]
+        ratio = median["concurrent_ratio"]
+        detail = f"{100 * ratio:.1f} % in messages/s, "
+        detail += f"{100 * median['concurrent_cpu_ratio']:.1f} % in CPU time"
+        targets["pipeline >= 50% of the floor"] = (ratio >= TARGETS["throughput_ratio"], detail)
     if "push" in report and "80" in report["push"]["group_commit_on"]:
         rows = report["push"]["group_commit_on"]
         p99 = rows["80"]["push"]["p99_ms"]
