@@ -3,14 +3,14 @@
 A child process (on the measured core) runs what ``prowtrace replay`` runs: the replay loop
 reading push bodies line by line, the pipeline over the mirror, and OTLP/gRPC export to the
 receiver in another process. It reads VmHWM (peak RSS) and VmRSS after start-up and at each
-quarter of the input, so growth with job count shows.
+quarter of the input, so growth with job count shows. (Not ``ru_maxrss``: Linux carries it across
+``exec``, so a child spawned from the large parent would report the parent's size.)
 """
 
 from __future__ import annotations
 
 import multiprocessing
 import os
-import resource
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
@@ -75,7 +75,6 @@ def _child(
             "startup_rss_mib": started["VmRSS"] / 1024,
             "startup_peak_mib": started["VmHWM"] / 1024,
             "samples": samples,
-            "ru_maxrss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
             "ok": summary.ok,
             "outcomes": {str(k): v for k, v in summary.outcomes.items()},
             "jobs_traced": len(summary.traces),
