@@ -12,10 +12,14 @@ import signal
 import sys
 import threading
 from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
 
 from processor import __version__
 from processor.config import ConfigError, Settings, load_settings
 from processor.logs import configure_logging
+
+if TYPE_CHECKING:  # the commands import their modules lazily, to keep --help fast
+    from processor.export.group_commit import GroupCommitExporter
 
 EXIT_OK = 0
 EXIT_NOT_ALL_TRACED = 1
@@ -127,20 +131,34 @@ def _install_stop_signals(stop: Callable[[], None]) -> None:
         signal.signal(signum, lambda _signum, _frame: stop())
 
 
+def _service_exporter() -> GroupCommitExporter:
+    """Return the services' exporter: group commit, unless PROWTRACE_GROUP_COMMIT=off."""
+    from processor.config import group_commit_enabled  # noqa: PLC0415 - keep --help fast
+    from processor.export.exporters import build_exporter  # noqa: PLC0415
+    from processor.export.group_commit import GroupCommitExporter  # noqa: PLC0415
+
+    inner = build_exporter(os.environ)
+    if group_commit_enabled(os.environ):
+        return GroupCommitExporter(inner)
+    # Off: a batch of one caller each, so one export call per message, still never two at once
+    # (the SDK's contract for an exporter), in arrival order and without lingering.
+    return GroupCommitExporter(inner, max_wait=0, max_batch_spans=1)
+
+
 def _pull(args: argparse.Namespace) -> int:
     from google.cloud.pubsub_v1 import SubscriberClient  # noqa: PLC0415 - keep --help fast
 
     from processor.app import build_pipeline  # noqa: PLC0415
     from processor.config import load_pull_settings  # noqa: PLC0415
-    from processor.export.exporters import build_exporter, gcp_project  # noqa: PLC0415
-    from processor.export.group_commit import GroupCommitExporter  # noqa: PLC0415
+    from processor.export.exporters import gcp_project  # noqa: PLC0415
     from processor.transports.pull import PullWorker  # noqa: PLC0415
 
     settings = settings_from_args(args)
     pull_settings = load_pull_settings(os.environ, args.subscription)
     configure_logging(settings.log_level, settings.log_format)
     # Concurrent callbacks share export calls; each still returns only after its spans went out.
-    exporter = GroupCommitExporter(build_exporter(os.environ))
+    exporter = _service_exporter()
+    inner_exporter = exporter.inner
     pipeline = build_pipeline(settings, exporter=exporter)
     worker = PullWorker(
         SubscriberClient(), pull_settings, pipeline.handle, project=gcp_project(os.environ)
@@ -149,7 +167,8 @@ def _pull(args: argparse.Namespace) -> int:
     _install_stop_signals(stop.set)
     worker.start()
     ended = worker.wait(stop)
-    worker.stop()
+    # Shutting the inner exporter down ends its retries, so a down backend cannot hold the exit.
+    worker.stop(abort_exports=inner_exporter.shutdown)
     exporter.shutdown()
     if ended != "stop requested":
         print(f"prowtrace pull: {ended}", file=sys.stderr)  # noqa: T201
@@ -162,8 +181,7 @@ def _serve(args: argparse.Namespace) -> int:
 
     from processor.app import build_pipeline  # noqa: PLC0415
     from processor.config import load_push_settings  # noqa: PLC0415
-    from processor.export.exporters import build_exporter, gcp_project  # noqa: PLC0415
-    from processor.export.group_commit import GroupCommitExporter  # noqa: PLC0415
+    from processor.export.exporters import gcp_project  # noqa: PLC0415
     from processor.transports.oidc import OidcPolicy, OidcVerifier  # noqa: PLC0415
     from processor.transports.push import PushEndpoint, create_app, serve  # noqa: PLC0415
 
@@ -171,7 +189,8 @@ def _serve(args: argparse.Namespace) -> int:
     push_settings = load_push_settings(os.environ, host=args.host, port=args.port)
     configure_logging(settings.log_level, settings.log_format)
     # Concurrent requests share export calls; each still answers only after its spans went out.
-    exporter = GroupCommitExporter(build_exporter(os.environ))
+    exporter = _service_exporter()
+    inner_exporter = exporter.inner
     pipeline = build_pipeline(settings, exporter=exporter)
     verifier = None
     if push_settings.auth == "oidc":
@@ -180,7 +199,12 @@ def _serve(args: argparse.Namespace) -> int:
         )
         verifier = OidcVerifier(policy)
     endpoint = PushEndpoint(
-        pipeline.handle, push_settings, verifier=verifier, project=gcp_project(os.environ)
+        pipeline.handle,
+        push_settings,
+        verifier=verifier,
+        project=gcp_project(os.environ),
+        # Shutting the inner exporter down ends its retries, so a down backend cannot hold the exit.
+        abort_exports=inner_exporter.shutdown,
     )
 
     async def run() -> None:

@@ -14,6 +14,9 @@ Variables (all optional):
 ``PROWTRACE_MAX_ARTIFACT_BYTES``   larger artifact files are refused; default 33554432
 ``PROWTRACE_LOG_LEVEL``            ``DEBUG``, ``INFO`` (default), ``WARNING``, ``ERROR``
 ``PROWTRACE_LOG_FORMAT``           ``json`` (default; Cloud Logging's fields) or ``console``
+``PROWTRACE_GROUP_COMMIT``         ``serve`` and ``pull``: ``on`` (default: concurrent
+                                   messages share export calls) or ``off`` (one export call
+                                   per message, still one at a time; for comparison)
 =================================  =========================================================
 
 The exporter is chosen by the standard ``OTEL_*`` variables (:mod:`processor.export.exporters`).
@@ -141,6 +144,14 @@ def number(value: str | float | None, name: str, default: float, *, minimum: flo
     if parsed < minimum:
         raise ConfigError(f"{name}={value!r} must be at least {minimum:g}")
     return parsed
+
+
+def group_commit_enabled(env: Mapping[str, str]) -> bool:
+    """Read ``PROWTRACE_GROUP_COMMIT`` (``on``, the default, or ``off``)."""
+    value = env.get("PROWTRACE_GROUP_COMMIT", "on").strip().lower() or "on"
+    if value not in {"on", "off"}:
+        raise ConfigError(f"PROWTRACE_GROUP_COMMIT={value!r}: choose on or off")
+    return value == "on"
 
 
 SUBSCRIPTION_PATTERN = re.compile(r"^projects/[^/]+/subscriptions/[^/]+$")

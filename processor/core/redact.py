@@ -25,13 +25,36 @@ _SECRET_ASSIGNMENT = re.compile(
     r"[^\s&'\"]+"
 )
 
+_SECRET_WORD = re.compile(r"(?i)password|passwd|token|secret|api[_-]?key")
+"""Every match of ``_SECRET_ASSIGNMENT`` contains a match of this (same flags), which is found
+~10x faster: the full pattern's leading character class rescans every word it starts in."""
+_SECRET_WORDS = ("password", "passwd", "token", "secret", "apikey", "api_key", "api-key")
+"""The same words, lowercase, for ASCII text (where ``(?i)`` is plain ASCII case folding)."""
+_TOKEN_PREFIXES = ("gh", "github_pat_", "glpat-", "ya29.", "xox")
+"""Each ``_TOKEN_LIKE`` match starts with one of these (that pattern is case-sensitive)."""
+
 
 def strip_secrets(text: str) -> str:
     """Remove URL user-info, authorization headers and token-shaped strings from ``text``."""
-    text = _URL_USERINFO.sub(r"\1", text)
-    text = _AUTH_HEADER.sub(rf"\g<1>{REDACTED}", text)
-    text = _TOKEN_LIKE.sub(REDACTED, text)
-    return _SECRET_ASSIGNMENT.sub(rf"\g<1>{REDACTED}", text)
+    # Each pattern runs only where it can match, after a cheap test that every match passes:
+    # most texts hold no secret, and scrubbing was a quarter of the pipeline's CPU time. For
+    # ASCII text a lowercase substring test is exact; ``(?i)`` also folds some non-ASCII letters
+    # (U+0130, U+0131, U+017F) into ASCII ones, so other text takes the patterns' own tests.
+    if "@" in text and "://" in text:
+        text = _URL_USERINFO.sub(r"\1", text)
+    folded = text.lower() if text.isascii() else None
+    if folded is None or "authorization" in folded:
+        text = _AUTH_HEADER.sub(rf"\g<1>{REDACTED}", text)
+    if any(prefix in text for prefix in _TOKEN_PREFIXES):
+        text = _TOKEN_LIKE.sub(REDACTED, text)
+    folded = text.lower() if text.isascii() else None
+    if (
+        any(word in folded for word in _SECRET_WORDS)
+        if folded is not None
+        else _SECRET_WORD.search(text)
+    ):
+        text = _SECRET_ASSIGNMENT.sub(rf"\g<1>{REDACTED}", text)
+    return text
 
 
 def cap(text: str, limit: int = MAX_ATTRIBUTE_CHARS) -> str:

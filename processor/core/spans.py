@@ -75,9 +75,16 @@ def fit_inside_parents(records: Sequence[SpanRecord]) -> list[SpanRecord]:
             start = min(max(start, parent.start_ns), parent.end_ns)
             end = min(max(end, start), parent.end_ns)
         events = tuple(
-            replace(event, time_ns=min(max(event.time_ns, start), end)) for event in record.events
+            event
+            if start <= event.time_ns <= end
+            else replace(event, time_ns=min(max(event.time_ns, start), end))
+            for event in record.events
         )
-        adjusted = replace(record, start_ns=start, end_ns=end, events=events)
+        # Most spans already fit: copying a frozen record only to change nothing costs time.
+        unchanged = start == record.start_ns and end == record.end_ns and events == record.events
+        adjusted = (
+            record if unchanged else replace(record, start_ns=start, end_ns=end, events=events)
+        )
         placed[record.path] = adjusted
         fitted.append(adjusted)
     return fitted
@@ -86,12 +93,19 @@ def fit_inside_parents(records: Sequence[SpanRecord]) -> list[SpanRecord]:
 def identify(identity: JobIdentity, records: Iterable[SpanRecord]) -> list[TraceSpan]:
     """Give each record its deterministic IDs; the root (path ``""``) gets the root span ID."""
     spans = []
+    ids: dict[str, int] = {}  # a parent's ID is hashed once, not once per child
+
+    def id_of(path: str) -> int:
+        if path not in ids:
+            ids[path] = span_id_for(identity, path)
+        return ids[path]
+
     for record in records:
-        parent_id = None if record.parent is None else span_id_for(identity, record.parent)
+        parent_id = None if record.parent is None else id_of(record.parent)
         spans.append(
             TraceSpan(
                 trace_id=identity.trace_id,
-                span_id=span_id_for(identity, record.path),
+                span_id=id_of(record.path),
                 parent_span_id=parent_id,
                 record=record,
             )

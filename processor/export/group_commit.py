@@ -144,6 +144,11 @@ class GroupCommitExporter(SpanExporter):
 
     # --- entry points -------------------------------------------------------------------------
 
+    @property
+    def inner(self) -> SpanExporter:
+        """The wrapped exporter (shutting it down aborts an export stuck in its retries)."""
+        return self._inner
+
     def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
         """Block until the inner export carrying ``spans`` finished; return its result."""
         if not spans:

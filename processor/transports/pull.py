@@ -5,7 +5,10 @@ Each callback runs the pipeline synchronously, so concurrency is the pool size; 
 callbacks share exporter calls through the group-commit exporter the caller wires in. On stop
 (SIGTERM/SIGINT), the stream is cancelled: no new messages are dispatched, the ones waiting in the
 client's buffer are nacked by the library, and the callbacks in flight finish (and ack or nack)
-before :meth:`PullWorker.stop` returns.
+before :meth:`PullWorker.stop` returns. A callback can be stuck for the exporter's whole timeout
+(an OTLP exporter retries a down backend for 10 s by default), longer than Cloud Run's 10 s between
+SIGTERM and SIGKILL, so ``stop`` keeps a reserve of its budget: when only that reserve is left it
+aborts the exports in flight (the caller's ``abort_exports``), and the callbacks nack at once.
 """
 
 from __future__ import annotations
@@ -31,6 +34,9 @@ from processor.transports.disposition import crash_result, dispose
 
 log = structlog.get_logger("prowtrace.pull")
 
+ABORT_RESERVE_SECONDS = 3.0
+"""Of the stop budget, what is kept for callbacks to nack after their exports were aborted."""
+
 
 class PullWorker:
     """Consumes one subscription until stopped."""
@@ -53,6 +59,7 @@ class PullWorker:
         self.outcomes: Counter[Outcome] = Counter()
         self.acked = 0
         self.nacked = 0
+        self.in_flight = 0
 
     def start(self) -> None:
         """Open the streaming pull; messages start flowing to the callback pool."""
@@ -87,18 +94,27 @@ class PullWorker:
                 return f"stream ended: {error!r}" if error else "stream ended"
         return "stop requested"
 
-    def stop(self) -> None:
-        """Stop pulling, let in-flight callbacks finish; undispatched messages get nacked."""
+    def stop(self, abort_exports: Callable[[], None] | None = None) -> None:
+        """Stop pulling and settle in-flight messages within ``settings.shutdown_timeout``.
+
+        The stream is cancelled at once (undispatched messages get nacked by the library) and
+        in-flight callbacks may finish normally until only ``ABORT_RESERVE_SECONDS`` of the budget
+        remain; then ``abort_exports`` (e.g. the exporter's ``shutdown``) makes the exports they
+        wait on fail at once, so they nack rather than outlive the process's grace period.
+        """
         future = self._future
         if future is None:
             return
         future.cancel()
-        try:
-            future.result(timeout=self._settings.shutdown_timeout)
-        except FutureTimeout:
-            log.warning("pull_stop_timeout", timeout=self._settings.shutdown_timeout)
-        except Exception as error:  # noqa: BLE001 - the stream's own failure, already reported
-            log.debug("pull_stream_closed", error=repr(error))
+        budget = self._settings.shutdown_timeout
+        drain = budget if abort_exports is None else max(budget - ABORT_RESERVE_SECONDS, 0.0)
+        settled = _settle(future, drain)
+        if not settled and abort_exports is not None:
+            log.warning("pull_stop_aborting_exports", in_flight=self.in_flight, after=drain)
+            abort_exports()
+            settled = _settle(future, budget - drain)
+        if not settled:
+            log.warning("pull_stop_timeout", timeout=budget, in_flight=self.in_flight)
         log.info("pull_stopped", acked=self.acked, nacked=self.nacked)
 
     def _on_message(self, message: Message) -> None:
@@ -109,11 +125,16 @@ class PullWorker:
             message_id=message.message_id,
             delivery_attempt=message.delivery_attempt,
         )
+        with self._lock:
+            self.in_flight += 1
         try:
             result = self._handle(delivery)
         except Exception as error:  # never let one message kill the callback pool
             log.exception("message_crashed", message_id=message.message_id)
             result = crash_result(error)
+        finally:
+            with self._lock:
+                self.in_flight -= 1
         disposition = dispose(result, delivery, project=self._project)
         getattr(log, disposition.level)("message", **disposition.fields)
         with self._lock:
@@ -126,3 +147,14 @@ class PullWorker:
             message.ack()
         else:
             message.nack()
+
+
+def _settle(future: StreamingPullFuture, timeout: float) -> bool:
+    """Wait up to ``timeout`` s for the stream's shutdown; True once it is complete."""
+    try:
+        future.result(timeout=timeout)
+    except FutureTimeout:
+        return False
+    except Exception as error:  # noqa: BLE001 - the stream's own failure, already reported
+        log.debug("pull_stream_closed", error=repr(error))
+    return True

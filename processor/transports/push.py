@@ -44,6 +44,8 @@ log = structlog.get_logger("prowtrace.push")
 STATUS_ACK = 204
 STATUS_RETRY = 503
 STATUS_POISON = 422
+ABORT_RESERVE_SECONDS = 3.0
+"""Of the drain budget, what is kept for requests to answer after their exports were aborted."""
 
 
 class _Refused(Exception):
@@ -65,9 +67,16 @@ class PushEndpoint:
         *,
         verifier: OidcVerifier | None,
         project: str = "",
+        abort_exports: Callable[[], None] | None = None,
     ) -> None:
-        """Serve ``handle``; ``verifier`` ``None`` means authentication is off."""
+        """Serve ``handle``; ``verifier`` ``None`` means authentication is off.
+
+        ``abort_exports`` (e.g. the exporter's ``shutdown``) is called while draining if requests
+        are still in flight when only ``ABORT_RESERVE_SECONDS`` of the drain budget remain: an
+        exporter retrying a down backend would otherwise hold them past Cloud Run's SIGKILL.
+        """
         self._handle = handle
+        self._abort_exports = abort_exports
         self._settings = settings
         self._verifier = verifier
         self._project = project
@@ -155,11 +164,27 @@ class PushEndpoint:
         return web.Response(text="ready")
 
     async def drain(self) -> None:
-        """Refuse new messages and wait (bounded) for in-flight ones to finish."""
+        """Refuse new messages and wait (bounded) for in-flight ones to finish.
+
+        In-flight requests may finish normally until only ``ABORT_RESERVE_SECONDS`` of the
+        budget remain; then the exports they wait on are aborted, so they answer 503 (nack).
+        """
         self.draining = True
         log.info("serve_draining", in_flight=self.in_flight)
+        budget = self._settings.shutdown_timeout
+        drain = budget if self._abort_exports is None else max(budget - ABORT_RESERVE_SECONDS, 0)
+        idle = await self._wait_idle(drain)
+        if not idle and self._abort_exports is not None:
+            log.warning("serve_drain_aborting_exports", in_flight=self.in_flight, after=drain)
+            self._abort_exports()
+            idle = await self._wait_idle(budget - drain)
+        if not idle:
+            log.warning("serve_drain_timeout", timeout=budget, in_flight=self.in_flight)
+
+    async def _wait_idle(self, seconds: float) -> bool:
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._idle.wait(), self._settings.shutdown_timeout)
+            await asyncio.wait_for(self._idle.wait(), seconds)
+        return self._idle.is_set()
 
     async def close(self, _app: web.Application) -> None:
         """Release the thread pool."""

@@ -1,0 +1,79 @@
+"""strip_secrets' fast pre-tests never change its answer: it equals running every pattern always."""
+
+from __future__ import annotations
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from processor.core import redact
+
+LONG_S, DOTLESS_I, DOTTED_I, KELVIN = "\u017f", "\u0131", "\u0130", "\u212a"
+"""Letters that ``(?i)`` folds into ASCII s, i, i and k though ``str.lower`` does not."""
+
+PIECES = [
+    *(
+        "password",
+        "PassWord",
+        f"pa{LONG_S}{LONG_S}word",
+        "passwd",
+        "token",
+        "TOKEN",
+        "toKen",
+        "secret",
+    ),
+    *(
+        "SECRET",
+        f"{LONG_S}ecret",
+        "api_key",
+        "apikey",
+        "API-KEY",
+        f"ap{DOTLESS_I}_key",
+        f"ap{DOTTED_I}key",
+        "key",
+    ),
+    *(
+        "Authorization",
+        f"AUTHOR{DOTTED_I}ZATION",
+        f"author{DOTLESS_I}zation",
+        "Authoriz",
+        "ation",
+        "bearer ",
+    ),
+    *("Basic ", "token ", "=", ":", " ", "\t", "'", '"', "&", ".", "_", "-", "@", "://"),
+    *("https://", "user:pw@", "host/path", "ghp_", "gho_", "github_pat_", "glpat-"),
+    *(
+        "ya29.",
+        "xoxb-",
+        "abcdefghijklmnopqrstuvwxyz0123",
+        "\u00e9",
+        DOTTED_I,
+        DOTLESS_I,
+        LONG_S,
+        KELVIN,
+        f"to{KELVIN}en",
+    ),
+]
+
+
+def every_pattern(text: str) -> str:
+    """Return the reference: each pattern applied unconditionally, in strip_secrets' order."""
+    text = redact._URL_USERINFO.sub(r"\1", text)
+    text = redact._AUTH_HEADER.sub(rf"\g<1>{redact.REDACTED}", text)
+    text = redact._TOKEN_LIKE.sub(redact.REDACTED, text)
+    return redact._SECRET_ASSIGNMENT.sub(rf"\g<1>{redact.REDACTED}", text)
+
+
+@settings(max_examples=3000, deadline=None)
+@given(st.lists(st.sampled_from(PIECES) | st.text(max_size=4), max_size=16))
+def test_prefilters_agree_with_every_pattern(parts: list[str]) -> None:
+    """Pieces of secrets, case-folding look-alikes and arbitrary text scrub identically."""
+    text = "".join(parts)
+    assert redact.strip_secrets(text) == every_pattern(text)
+
+
+def test_non_ascii_case_folding_still_redacts() -> None:
+    """A dotless-i "authorization" header and a long-s "password" are still redacted."""
+    header = f"author{DOTLESS_I}zation"
+    assert redact.strip_secrets(f"{header}: hunter2") == f"{header}: {redact.REDACTED}"
+    word = f"pa{LONG_S}{LONG_S}word"
+    assert redact.strip_secrets(f"{word}=hunter2") == f"{word}={redact.REDACTED}"
