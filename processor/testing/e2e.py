@@ -461,13 +461,19 @@ class ConsumerProcess:
             return ""
 
     def log_records(self) -> list[dict[str, Any]]:
-        """Return the JSON log lines written so far, parsed (library warnings are left out)."""
+        """Return the JSON log lines written so far, parsed (library warnings are left out).
+
+        A line is read up to the end of its JSON object: structlog writes a record and its
+        newline in two writes, so a standard-library warning (the OTLP exporter's retries) can
+        land between them, as in ``{...}WARNING opentelemetry...``; the record is kept.
+        """
+        decoder = json.JSONDecoder()
         records: list[dict[str, Any]] = []
         for line in self.log_text().splitlines():
             if not line.startswith("{"):
                 continue
             with contextlib.suppress(json.JSONDecodeError):
-                record = json.loads(line)
+                record, _ = decoder.raw_decode(line)
                 if isinstance(record, dict):
                     records.append(record)
         return records
