@@ -12,6 +12,10 @@ RETRY               either                 nack: the subscription's backoff appl
 INVALID, FAILED     yes (attempt present)  nack, so Pub/Sub dead-letters it
 INVALID, FAILED     no                     ack, and log the payload and reason at ERROR
 ==================  =====================  ===========================================
+
+A message whose processing raised (a bug: nothing in the pipeline is meant to raise) counts as
+FAILED (:func:`crash_result`): retrying would raise again, so it is treated like any other poison
+message instead of being redelivered forever (pull) or answered 500 forever (push).
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ from processor.core.message import Delivery
 from processor.logs import trace_fields
 from processor.pipeline import Outcome, Result
 
+MAX_CRASH_REASON_CHARS = 500
 MAX_LOGGED_PAYLOAD_BYTES = 8 * 1024
 """Poison payloads are logged for a human to inspect, capped to keep log entries small."""
 
@@ -35,6 +40,11 @@ class Disposition:
     ack: bool
     level: str
     fields: dict[str, Any]
+
+
+def crash_result(error: BaseException) -> Result:
+    """Return the result of a message whose processing raised: poison, as a retry would raise."""
+    return Result(Outcome.FAILED, f"processing crashed: {error!r}"[:MAX_CRASH_REASON_CHARS])
 
 
 def dispose(result: Result, delivery: Delivery, *, project: str = "") -> Disposition:

@@ -30,7 +30,7 @@ from google.cloud.pubsub_v1.types import FlowControl
 from processor.config import PullSettings
 from processor.core.message import Delivery
 from processor.pipeline import Outcome, Result
-from processor.transports.disposition import dispose
+from processor.transports.disposition import crash_result, dispose
 
 log = structlog.get_logger("prowtrace.pull")
 
@@ -129,10 +129,9 @@ class PullWorker:
             self.in_flight += 1
         try:
             result = self._handle(delivery)
-        except Exception:  # never let one message kill the callback pool
+        except Exception as error:  # never let one message kill the callback pool
             log.exception("message_crashed", message_id=message.message_id)
-            message.nack()
-            return
+            result = crash_result(error)
         finally:
             with self._lock:
                 self.in_flight -= 1

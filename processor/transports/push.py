@@ -14,7 +14,8 @@ applies. Every request is checked in this order, and refused before any processi
 Then the pipeline runs on a thread pool (it blocks on storage reads and exports; concurrent
 requests meet in the group-commit exporter) and the outcome maps to the answer: ack → 204,
 retryable → 503, poison with a dead-letter policy → 422 (nack, so Pub/Sub dead-letters it),
-poison without one → 204 after an ERROR log (see :mod:`processor.transports.disposition`).
+poison without one → 204 after an ERROR log (see :mod:`processor.transports.disposition`). A
+pipeline that raises is poison too (FAILED), never a 500 that Pub/Sub would retry forever.
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ from aiohttp import web
 from processor.config import PushSettings
 from processor.core.message import Delivery, InvalidEnvelope, delivery_from_push
 from processor.pipeline import Outcome, Result
-from processor.transports.disposition import dispose
+from processor.transports.disposition import crash_result, dispose
 from processor.transports.oidc import (
     OidcVerifier,
     Rejection,
@@ -100,7 +101,11 @@ class PushEndpoint:
         self._idle.clear()
         try:
             loop = asyncio.get_running_loop()
-            result = await loop.run_in_executor(self._pool, self._handle, delivery)
+            try:
+                result = await loop.run_in_executor(self._pool, self._handle, delivery)
+            except Exception as error:  # a crash is poison, not a 500 retried forever
+                log.exception("message_crashed", message_id=delivery.message_id)
+                result = crash_result(error)
         finally:
             self.in_flight -= 1
             if self.in_flight == 0:
