@@ -193,6 +193,12 @@ def classify(data: bytes) -> Classification:
 
 def artifact_folder_error(gcs_path: str) -> str:
     """Return why ``gcs_path`` is not a usable artifact folder URL, or ``""`` if it is."""
+    try:
+        gcs_path.encode("utf-8")
+    except UnicodeEncodeError:
+        return "not encodable as UTF-8 (a lone surrogate escape?)"
+    if any(ord(char) < 0x20 or ord(char) == 0x7F for char in gcs_path):  # noqa: PLR2004 - ASCII controls
+        return "contains control characters"
     scheme, sep, rest = gcs_path.partition("://")
     if not sep or scheme not in {"gs", "s3"}:
         return f"expected gs://BUCKET/PATH or s3://BUCKET/PATH, got {gcs_path[:80]!r}"
