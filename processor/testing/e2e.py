@@ -461,13 +461,18 @@ class ConsumerProcess:
             return ""
 
     def log_records(self) -> list[dict[str, Any]]:
-        """Return the JSON log lines written so far, parsed (library warnings are left out)."""
+        """Return the JSON log records written so far (library warnings in plain text are skipped).
+
+        A record is read from the start of its line even when text follows it on that line: the
+        standard library's log lines can land between a structlog record and its newline.
+        """
         records: list[dict[str, Any]] = []
+        decoder = json.JSONDecoder()
         for line in self.log_text().splitlines():
             if not line.startswith("{"):
                 continue
             with contextlib.suppress(json.JSONDecodeError):
-                record = json.loads(line)
+                record, _ = decoder.raw_decode(line)
                 if isinstance(record, dict):
                     records.append(record)
         return records
