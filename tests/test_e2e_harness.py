@@ -81,3 +81,14 @@ def test_count_unacked_sees_what_a_stopped_stream_held(pubsub_emulator: PubSubEm
         stream_future.result(timeout=10)
     time.sleep(0.5)  # long enough for the emulator to hand them to the dead stream again
     assert count_unacked(pubsub_emulator, route.subscription) == 3
+
+
+@pytest.mark.emulator
+def test_batched_publishing_keeps_the_order(pubsub_emulator: PubSubEmulator) -> None:
+    """Publishing several messages per call delivers them all, in publish order."""
+    route = create_route(pubsub_emulator, "prow-e2e", "batched")
+    payloads = [f"message {index}".encode() for index in range(7)]
+    message_ids = publish_payloads(pubsub_emulator, route.topic, payloads, batch_size=3)
+    pulled = pubsub_emulator.pull_all(route.subscription)
+    assert [message.message.data for message in pulled] == payloads
+    assert [message.message.message_id for message in pulled] == message_ids
