@@ -101,12 +101,6 @@ def _is_json_object(line: str) -> bool:
         return False
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="processor/logs.py: standard-library records (the OTLP exporter's retries and "
-    "failures) are written as plain text to the same stream, and can land between a structlog "
-    "JSON record and its newline, so Cloud Logging gets unparseable entries",
-)
 def test_every_log_line_is_one_json_object_even_when_exports_fail(
     pubsub_emulator: PubSubEmulator, e2e_corpus: E2eCorpus, tmp_path: Path
 ) -> None:
