@@ -117,7 +117,18 @@ def delivery_from_push(body: bytes) -> Delivery:
     not looked at here: a bad crier message inside a good envelope is :func:`classify`'s business.
     """
     try:
-        envelope = require_object(_loads(body), "body")
+        decoded = _loads(body)
+    except RecursionError:
+        raise InvalidEnvelope("not a Pub/Sub push envelope: JSON nested too deeply") from None
+    except ValueError as error:
+        raise InvalidEnvelope(f"not a Pub/Sub push envelope: {error}") from None
+    return delivery_from_envelope(decoded)
+
+
+def delivery_from_envelope(decoded: object) -> Delivery:
+    """Read a push envelope that is already JSON-decoded (see :func:`delivery_from_push`)."""
+    try:
+        envelope = require_object(decoded, "body")
         message = require_object(envelope.get("message"), "message")
         encoded = get_str(message, "data", "message")
         publish_text = get_str(message, "publishTime", "message")
@@ -126,8 +137,6 @@ def delivery_from_push(body: bytes) -> Delivery:
             message, "message_id", "message"
         )
         attempt = get_int(envelope, "deliveryAttempt", "") or None
-    except RecursionError:
-        raise InvalidEnvelope("not a Pub/Sub push envelope: JSON nested too deeply") from None
     except (ShapeError, ValueError, OverflowError) as error:
         raise InvalidEnvelope(f"not a Pub/Sub push envelope: {error}") from None
     if publish_time is None:
