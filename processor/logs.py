@@ -28,32 +28,59 @@ def _cloud_logging_fields(
     return event
 
 
+class _LockedLineHandler(logging.Handler):
+    """Write standard-library records through structlog's writer: same lock, one write a line.
+
+    Libraries (the OTLP exporter's retry warnings, gRPC) log through the standard library while
+    prowtrace logs through structlog; sharing one writer keeps each record whole on its line.
+    """
+
+    def __init__(self, out: TextIO) -> None:
+        super().__init__()
+        self._writer = structlog.WriteLogger(out)
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            self._writer.msg(self.format(record))
+        except Exception:  # noqa: BLE001 - logging must never raise into the caller
+            self.handleError(record)
+
+
 def configure_logging(level: str = "INFO", fmt: str = "json", stream: TextIO | None = None) -> None:
-    """Configure structlog (and the standard library's logging) for the whole process."""
+    """Configure structlog and the standard library's logging alike, for the whole process.
+
+    Every line is one JSON object (``fmt="json"``, Cloud Logging's fields) or one console line,
+    whichever library wrote it.
+    """
     out = stream or sys.stderr
     renderer: structlog.typing.Processor = (
         structlog.processors.JSONRenderer()
         if fmt == "json"
         else structlog.dev.ConsoleRenderer(colors=out.isatty())
     )
-    processors: list[structlog.typing.Processor] = [
-        structlog.contextvars.merge_contextvars,
+    shared: list[structlog.typing.Processor] = [
         structlog.processors.add_log_level,
         structlog.processors.TimeStamper(fmt="iso", utc=True, key="time"),
         structlog.processors.format_exc_info,
     ]
     if fmt == "json":
-        processors.append(_cloud_logging_fields)
-    processors.append(renderer)
+        shared.append(_cloud_logging_fields)
     structlog.configure(
-        processors=processors,
+        processors=[structlog.contextvars.merge_contextvars, *shared, renderer],
         wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelName(level)),
-        logger_factory=structlog.PrintLoggerFactory(out),
+        logger_factory=structlog.WriteLoggerFactory(out),
         cache_logger_on_first_use=False,
     )
-    logging.basicConfig(
-        level=logging.WARNING, stream=out, format="%(levelname)s %(name)s: %(message)s"
+    handler = _LockedLineHandler(out)
+    handler.setFormatter(
+        structlog.stdlib.ProcessorFormatter(
+            foreign_pre_chain=[structlog.stdlib.add_logger_name, *shared],
+            processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, renderer],
+        )
     )
+    root = logging.getLogger()
+    root.handlers = [handler]
+    root.setLevel(logging.WARNING)
 
 
 def trace_fields(trace_id: str, project: str) -> dict[str, str | bool]:

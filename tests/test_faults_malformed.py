@@ -123,11 +123,6 @@ def interleave(first: Sequence[T], second: Sequence[U], seed: int) -> list[T | U
     return taken
 
 
-def is_known_surrogate_crash(error: BaseException) -> bool:
-    """Tell the one known pipeline crash (see ``test_known_bug_surrogate_in_gcs_path``)."""
-    return isinstance(error, UnicodeEncodeError) and "surrogates not allowed" in str(error)
-
-
 def oracle_pipeline(mirror: Path, exporter: RecordingExporter) -> Pipeline:
     """Return the pipeline the oracle runs: in-memory export, grace 0."""
     return Pipeline(
@@ -156,9 +151,7 @@ def classify_directly(
         try:
             outcome = pipeline.handle(Delivery(data=item.data, publish_time=now)).outcome
         except Exception as error:  # noqa: BLE001 - a crash is what this test looks for
-            if not is_known_surrogate_crash(error):
-                crashes.append(f"{item!r}: {error!r}")
-            by_kind[(item.kind, "known_crash")] += 1
+            crashes.append(f"{item!r}: {error!r}")
             continue
         by_kind[(item.kind, str(outcome))] += 1
     return by_kind, valid_outcomes, crashes, recorder
@@ -181,27 +174,20 @@ def test_pipeline_classifies_every_malformed_payload(mixed: Stream) -> None:
     )
     assert not crashes, "\n".join(crashes[:20])
     assert sum(by_kind.values()) == len(mixed.payloads)
-    disallowed = {
-        k: n for k, n in by_kind.items() if k[1] not in {*map(str, POISON), "known_crash"}
-    }
+    disallowed = {k: n for k, n in by_kind.items() if k[1] not in set(map(str, POISON))}
     assert not disallowed, disallowed
     assert Outcome.RETRY not in valid_outcomes
     assert_traces_complete(unique_spans_of(recorder.spans()), mixed.expected)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=UnicodeEncodeError,
-    reason="known bug: a gcs_path with a lone surrogate (JSON escape \\ud800) makes "
-    "MirrorArtifactStore.read raise UnicodeEncodeError out of Pipeline.handle",
-)
-def test_known_bug_surrogate_in_gcs_path(tmp_path: Path) -> None:
+def test_gcs_path_with_a_lone_surrogate_is_invalid(tmp_path: Path) -> None:
     """A crier message whose gcs_path holds a lone surrogate is classified, not raised."""
     recorder = RecordingExporter()
     pipeline = oracle_pipeline(tmp_path, recorder)
     data = json.dumps({"status": "success", "gcs_path": f"gs://{FUZZ_BUCKET}/logs/j/\ud800"})
     result = pipeline.handle(Delivery(data=data.encode(), publish_time=datetime.now(UTC)))
-    assert result.outcome in POISON
+    assert result.outcome is Outcome.INVALID
+    assert "UTF-8" in result.reason
 
 
 def test_push_endpoint_answers_every_malformed_body(mixed: Stream, quiet: None) -> None:
@@ -265,9 +251,7 @@ def test_pull_worker_classifies_every_malformed_message(
     del quiet
     by_kind, valid_outcomes, _, _ = classify_directly(mixed)
     expected_outcomes = valid_outcomes + Counter(
-        Outcome.FAILED if outcome == "known_crash" else Outcome(outcome)
-        for (_, outcome), n in by_kind.items()
-        for _ in range(n)
+        Outcome(outcome) for (_, outcome), n in by_kind.items() for _ in range(n)
     )
     route = create_route(pubsub_emulator, PROJECT, "malformed")
     items = interleave(mixed.valid, mixed.payloads, seed=3)

@@ -117,7 +117,18 @@ def delivery_from_push(body: bytes) -> Delivery:
     not looked at here: a bad crier message inside a good envelope is :func:`classify`'s business.
     """
     try:
-        envelope = require_object(_loads(body), "body")
+        decoded = _loads(body)
+    except RecursionError:
+        raise InvalidEnvelope("not a Pub/Sub push envelope: JSON nested too deeply") from None
+    except ValueError as error:
+        raise InvalidEnvelope(f"not a Pub/Sub push envelope: {error}") from None
+    return delivery_from_envelope(decoded)
+
+
+def delivery_from_envelope(decoded: object) -> Delivery:
+    """Read a push envelope that is already JSON-decoded (see :func:`delivery_from_push`)."""
+    try:
+        envelope = require_object(decoded, "body")
         message = require_object(envelope.get("message"), "message")
         encoded = get_str(message, "data", "message")
         publish_text = get_str(message, "publishTime", "message")
@@ -126,8 +137,6 @@ def delivery_from_push(body: bytes) -> Delivery:
             message, "message_id", "message"
         )
         attempt = get_int(envelope, "deliveryAttempt", "") or None
-    except RecursionError:
-        raise InvalidEnvelope("not a Pub/Sub push envelope: JSON nested too deeply") from None
     except (ShapeError, ValueError, OverflowError) as error:
         raise InvalidEnvelope(f"not a Pub/Sub push envelope: {error}") from None
     if publish_time is None:
@@ -193,6 +202,12 @@ def classify(data: bytes) -> Classification:
 
 def artifact_folder_error(gcs_path: str) -> str:
     """Return why ``gcs_path`` is not a usable artifact folder URL, or ``""`` if it is."""
+    try:
+        gcs_path.encode("utf-8")
+    except UnicodeEncodeError:
+        return "not encodable as UTF-8 (a lone surrogate escape?)"
+    if any(ord(char) < 0x20 or ord(char) == 0x7F for char in gcs_path):  # noqa: PLR2004 - ASCII controls
+        return "contains control characters"
     scheme, sep, rest = gcs_path.partition("://")
     if not sep or scheme not in {"gs", "s3"}:
         return f"expected gs://BUCKET/PATH or s3://BUCKET/PATH, got {gcs_path[:80]!r}"

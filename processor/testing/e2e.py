@@ -52,7 +52,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, Self
 
-from google.pubsub_v1 import PushConfig, ReceivedMessage
+from google.pubsub_v1 import PubsubMessage, PushConfig, ReceivedMessage
 from opentelemetry.sdk.resources import Resource
 
 from processor.testing.corpus import Published, generate, message_bytes, stream, write_mirror
@@ -207,15 +207,36 @@ def create_route(  # noqa: PLR0913 - each keyword is one subscription setting
 
 
 def publish_messages(
-    emulator: PubSubEmulator, topic: str, messages: Iterable[Published]
+    emulator: PubSubEmulator, topic: str, messages: Iterable[Published], *, batch_size: int = 1
 ) -> list[str]:
-    """Publish crier messages' bytes in order, one publish call each; return the message IDs."""
-    return publish_payloads(emulator, topic, (message_bytes(message) for message in messages))
+    """Publish crier messages' bytes in order; return the message IDs (see publish_payloads)."""
+    payloads = (message_bytes(message) for message in messages)
+    return publish_payloads(emulator, topic, payloads, batch_size=batch_size)
 
 
-def publish_payloads(emulator: PubSubEmulator, topic: str, payloads: Iterable[bytes]) -> list[str]:
-    """Publish raw message bodies in order, one publish call each; return the message IDs."""
-    return [emulator.publish(topic, payload) for payload in payloads]
+def publish_payloads(
+    emulator: PubSubEmulator, topic: str, payloads: Iterable[bytes], *, batch_size: int = 1
+) -> list[str]:
+    """Publish raw message bodies in order; return the message IDs.
+
+    One publish call per message by default, as crier does; ``batch_size`` messages per call
+    publish large streams (benchmarks) much faster, in the same order.
+    """
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be at least 1, got {batch_size}")
+    if batch_size == 1:
+        return [emulator.publish(topic, payload) for payload in payloads]
+    publisher = emulator.publisher()
+    message_ids: list[str] = []
+    pending: list[PubsubMessage] = []
+    for payload in payloads:
+        pending.append(PubsubMessage(data=payload))
+        if len(pending) == batch_size:
+            message_ids += publisher.publish(topic=topic, messages=pending).message_ids
+            pending = []
+    if pending:
+        message_ids += publisher.publish(topic=topic, messages=pending).message_ids
+    return message_ids
 
 
 def count_unacked(emulator: PubSubEmulator, subscription: str) -> int:
@@ -461,14 +482,13 @@ class ConsumerProcess:
             return ""
 
     def log_records(self) -> list[dict[str, Any]]:
-        """Return the JSON log lines written so far, parsed (library warnings are left out).
+        """Return the JSON log records written so far (library warnings in plain text are skipped).
 
-        A line is read up to the end of its JSON object: structlog writes a record and its
-        newline in two writes, so a standard-library warning (the OTLP exporter's retries) can
-        land between them, as in ``{...}WARNING opentelemetry...``; the record is kept.
+        A record is read from the start of its line even when text follows it on that line: the
+        standard library's log lines can land between a structlog record and its newline.
         """
-        decoder = json.JSONDecoder()
         records: list[dict[str, Any]] = []
+        decoder = json.JSONDecoder()
         for line in self.log_text().splitlines():
             if not line.startswith("{"):
                 continue
@@ -575,7 +595,7 @@ class ConsumerSet:
     def start_pull(
         self, subscription: str, env: Mapping[str, str], name: str = "pull"
     ) -> ConsumerProcess:
-        """Start ``prowtrace pull --subscription SUBSCRIPTION``; return once it is pulling."""
+        """Start ``prowtrace pull --subscription SUBSCRIPTION``; return once it is subscribed."""
         process = self.start(["pull", "--subscription", subscription], env, name)
         process.wait_for_log(lambda record: record.get("message") == "pull_started")
         return process

@@ -33,6 +33,10 @@ Emulator quirks, measured on version 0.8.20 (they differ from the real service):
 - Dead-lettering is lazy: after the last allowed nack the message moves to the dead-letter
   topic only when the source subscription is next pulled (that pull returns nothing).
   ``pull_all`` on the source, or any further ``pull``, triggers it.
+- A streaming pull that ends (cancelled: the emulator's gRPC server crashes on the cancel; or
+  the client SIGKILLed) stays registered and keeps taking nacked, expired and new messages,
+  re-leasing them for 60 s, forever. Setting a push config on the subscription for a moment
+  ends it (``processor.testing.e2e.evict_dead_streams``); the real service has no such defect.
 """
 
 from __future__ import annotations

@@ -18,7 +18,7 @@ from typing import TextIO
 
 import structlog
 
-from processor.core.message import Delivery, InvalidEnvelope, delivery_from_push
+from processor.core.message import Delivery, InvalidEnvelope, delivery_from_envelope
 from processor.pipeline import Outcome, Result
 
 log = structlog.get_logger("prowtrace.replay")
@@ -83,7 +83,7 @@ def parse_line(line: str, received: datetime) -> Delivery | Result:
         decoded = None
     if isinstance(decoded, dict) and isinstance(decoded.get("message"), dict):
         try:
-            return delivery_from_push(data)
+            return delivery_from_envelope(decoded)
         except InvalidEnvelope as error:
             return Result(Outcome.INVALID, str(error))
     # Anything else is taken as a bare crier message; the pipeline says if it is not one.
