@@ -37,6 +37,7 @@ from processor.testing.corpus import (
     stream,
     write_mirror,
 )
+from processor.testing.e2e import create_route, wait_until
 from processor.testing.fault_plan import fault_plan, report_figures
 from processor.testing.fault_rig import (
     mirror_pipeline,
@@ -44,7 +45,6 @@ from processor.testing.fault_rig import (
     pull_worker,
     quiet_structlog,
     receiver_exporter,
-    wait_until,
 )
 from processor.testing.malformed import (
     FUZZ_BUCKET,
@@ -243,13 +243,6 @@ def test_push_endpoint_answers_every_malformed_body(mixed: Stream, quiet: None) 
     assert_traces_complete(received, mixed.expected)
 
 
-@pytest.fixture(scope="module")
-def pubsub_emulator() -> Iterator[PubSubEmulator]:
-    """Google's real Pub/Sub emulator for this module."""
-    with PubSubEmulator() as emulator:
-        yield emulator
-
-
 @pytest.mark.emulator
 def test_pull_worker_classifies_every_malformed_message(
     mixed: Stream, pubsub_emulator: PubSubEmulator, quiet: None
@@ -260,20 +253,23 @@ def test_pull_worker_classifies_every_malformed_message(
     expected_outcomes = valid_outcomes + Counter(
         Outcome(outcome) for (_, outcome), n in by_kind.items() for _ in range(n)
     )
-    topic = pubsub_emulator.create_topic(PROJECT, "malformed")
-    subscription = pubsub_emulator.create_subscription(PROJECT, "malformed", topic)
+    route = create_route(pubsub_emulator, PROJECT, "malformed")
     items = interleave(mixed.valid, mixed.payloads, seed=3)
     payloads = [message_bytes(i) if isinstance(i, Published) else i.data for i in items]
     total = len(payloads)
     with OtlpReceiver() as receiver:
         exporter = receiver_exporter(receiver)
         pipeline = mirror_pipeline(mixed.mirror, exporter)
-        with pull_worker(pubsub_emulator, subscription, pipeline.handle) as worker:
-            publish_batched(pubsub_emulator, topic, payloads)
-            done = wait_until(lambda: worker.acked + worker.nacked >= total, TRACES_TIMEOUT)
+        with pull_worker(pubsub_emulator, route.subscription, pipeline.handle) as worker:
+            publish_batched(pubsub_emulator, route.topic, payloads)
+            wait_until(
+                lambda: worker.acked + worker.nacked >= total,
+                TRACES_TIMEOUT,
+                "every message settled",
+            )
         exporter.shutdown()
         received = receiver.unique_spans()
-    leftover = len(pubsub_emulator.pull(subscription, wait_seconds=0.5))
+    leftover = len(pubsub_emulator.pull(route.subscription, wait_seconds=0.5))
     report_figures(
         "malformed_pull",
         {
@@ -287,7 +283,6 @@ def test_pull_worker_classifies_every_malformed_message(
         },
         plan=PLAN,
     )
-    assert done, f"only {worker.acked} acked, {worker.nacked} nacked of {total}"
     assert (worker.acked, worker.nacked, leftover) == (total, 0, 0)
     assert worker.outcomes == expected_outcomes
     assert_traces_complete(received, mixed.expected)

@@ -40,6 +40,9 @@ class FaultPlan:
     """How long the slow backend takes to answer each export."""
     slow_jobs: int
     """Job lifecycles sent through the slow backend."""
+    slow_max_outstanding: int
+    """``PROWTRACE_MAX_OUTSTANDING_MESSAGES`` in the slow-backend case (far below the 32 pull
+    threads, so flow control, not the thread pool, is what bounds the work in flight)."""
     sigkills: int
     """How many times the consumer is SIGKILLed mid-stream (and restarted)."""
     copies: int
@@ -64,8 +67,9 @@ SHORT = FaultPlan(
     jobs=40,
     outage_seconds=5.0,
     export_timeout_seconds=2.0,
-    slow_export_seconds=1.0,
-    slow_jobs=20,
+    slow_export_seconds=0.5,
+    slow_jobs=10,
+    slow_max_outstanding=4,
     sigkills=1,
     copies=3,
     malformed_inputs=300,
@@ -81,7 +85,8 @@ FULL = FaultPlan(
     outage_seconds=60.0,
     export_timeout_seconds=10.0,
     slow_export_seconds=3.0,
-    slow_jobs=100,
+    slow_jobs=60,
+    slow_max_outstanding=8,
     sigkills=3,
     copies=3,
     malformed_inputs=10_000,

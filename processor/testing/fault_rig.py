@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import timedelta
@@ -31,6 +30,7 @@ from processor.export.group_commit import GroupCommitExporter
 from processor.export.otel import SpanConverter
 from processor.pipeline import Pipeline, PipelineSettings, Result
 from processor.testing.corpus import Published, SyntheticJob, generate, stream, write_mirror
+from processor.testing.e2e import publish_time_dependent_spans
 from processor.testing.oracle import RecordingExporter, SpanKey, handle_published
 from processor.testing.otlp_receiver import OtlpReceiver, ReceivedSpan, unique_spans_of
 from processor.testing.pubsub_emulator import PubSubEmulator
@@ -62,12 +62,21 @@ def fault_corpus(root: Path, n_jobs: int, *, seed: int) -> FaultCorpus:
     """Generate ``n_jobs`` lifecycles, mirror their artifacts under ``root``, run the oracle.
 
     The oracle is :func:`processor.testing.oracle.expected_spans`' pipeline (grace 0, in-memory
-    export through the OTLP encoding); its emissions are counted too.
+    export through the OTLP encoding); its emissions are counted too. Like
+    :func:`processor.testing.e2e.prepare_corpus` (which keeps neither the jobs nor that count),
+    it raises ``ValueError`` if the spans would depend on publish times, which the emulator sets.
     """
     jobs = tuple(generate(n_jobs, seed=seed))
     mirror = root / "mirror"
     write_mirror(jobs, mirror)
     messages = tuple(stream(jobs))
+    dependent = publish_time_dependent_spans(messages, mirror)
+    if dependent:
+        raise ValueError(
+            "these expected spans change with the messages' publish times, so an emulator run "
+            "(which stamps its own) cannot be compared with the oracle:\n  "
+            + "\n  ".join(dependent)
+        )
     recorder = RecordingExporter()
     pipeline = Pipeline(
         MirrorArtifactStore(mirror),
@@ -155,8 +164,8 @@ def publish_batched(
     topic: str,
     payloads: Iterable[bytes],
     attributes: Mapping[str, str] | None = None,
-) -> int:
-    """Publish ``payloads`` in order, many per request; return how many were published.
+) -> list[str]:
+    """Publish ``payloads`` in order, many per request; return their message IDs.
 
     Pub/Sub refuses a message with neither data nor attributes, so an empty payload gets
     ``{"empty": "true"}`` (prowtrace never reads attributes).
@@ -164,13 +173,13 @@ def publish_batched(
     publisher = emulator.publisher()
     batch: list[PubsubMessage] = []
     size = 0
-    published = 0
+    published: list[str] = []
 
     def flush() -> None:
-        nonlocal batch, size, published
+        nonlocal batch, size
         if batch:
-            publisher.publish(topic=topic, messages=batch, timeout=60)
-            published += len(batch)
+            response = publisher.publish(topic=topic, messages=batch, timeout=60)
+            published.extend(response.message_ids)
         batch, size = [], 0
 
     for data in payloads:
@@ -181,13 +190,3 @@ def publish_batched(
         size += len(data)
     flush()
     return published
-
-
-def wait_until(predicate: Callable[[], bool], timeout: float, interval: float = 0.1) -> bool:
-    """Poll ``predicate`` until it holds (True) or ``timeout`` seconds pass (False)."""
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(interval)
-    return True
