@@ -267,3 +267,13 @@ def test_server_answers_while_slow_clients_hold_connections(open_harness: Harnes
 def test_readiness_reports_ready(open_harness: Harness) -> None:
     """GET /readyz answers 200 while serving."""
     assert open_harness.get("/readyz") == 200
+
+
+@pytest.mark.parametrize("attempt", [-1, 2**80])
+def test_impossible_delivery_attempt_is_a_malformed_envelope(
+    open_harness: Harness, attempt: int
+) -> None:
+    """A deliveryAttempt Pub/Sub never sends makes the envelope malformed: 400, not 422 or 204."""
+    body = json.loads(_envelope({"status": 7}))
+    body["deliveryAttempt"] = attempt
+    assert open_harness.post(json.dumps(body).encode())[0] == 400

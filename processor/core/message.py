@@ -28,6 +28,9 @@ from processor.core.jsonshape import (
 )
 from processor.core.refs import Refs, parse_refs
 
+MAX_DELIVERY_ATTEMPT = 1000
+"""Pub/Sub counts attempts from 1 and dead-letters after at most 100; more is not Pub/Sub."""
+
 MAX_MESSAGE_BYTES = 1024 * 1024
 """Crier's messages are ~1 KiB; anything past 1 MiB is not one of them."""
 
@@ -139,6 +142,8 @@ def delivery_from_envelope(decoded: object) -> Delivery:
         attempt = get_int(envelope, "deliveryAttempt", "") or None
     except (ShapeError, ValueError, OverflowError) as error:
         raise InvalidEnvelope(f"not a Pub/Sub push envelope: {error}") from None
+    if attempt is not None and not 1 <= attempt <= MAX_DELIVERY_ATTEMPT:
+        raise InvalidEnvelope(f"deliveryAttempt: {attempt} is not a Pub/Sub delivery attempt")
     if publish_time is None:
         raise InvalidEnvelope("message.publishTime: missing")
     try:

@@ -28,8 +28,10 @@ Emulator quirks, measured on version 0.8.20 (they differ from the real service):
   ``deliveryAttempt``, even with a dead-letter policy (the real service sends it). No
   ``Authorization`` header is sent.
 - Pulled messages carry ``delivery_attempt`` (1, 2, ...) when the subscription has a
-  dead-letter policy, 0 otherwise. A dead-lettered message arrives with ``delivery_attempt`` 0
-  and attributes ``CloudPubSubDeadLetterSource*`` (subscription, delivery count, ...).
+  dead-letter policy, 0 otherwise; but also whenever it has a retry policy, even without a
+  dead-letter policy (the real service reports attempts only with one). A dead-lettered
+  message arrives with ``delivery_attempt`` 0 and attributes ``CloudPubSubDeadLetterSource*``
+  (subscription, delivery count, ...).
 - Dead-lettering is lazy: after the last allowed nack the message moves to the dead-letter
   topic only when the source subscription is next pulled (that pull returns nothing).
   ``pull_all`` on the source, or any further ``pull``, triggers it.
