@@ -14,7 +14,6 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from multiprocessing.sharedctypes import SynchronizedArray
 from multiprocessing.synchronize import Event
-from types import TracebackType
 from typing import Self
 
 import grpc
@@ -26,6 +25,8 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2_grpc import (
     TraceServiceServicer,
     add_TraceServiceServicer_to_server,
 )
+
+from processor.testing.service import LocalService
 
 _REQUESTS, _SPANS, _FIRST, _LAST, _PORT = range(5)
 _WORKERS = 8
@@ -73,7 +74,7 @@ def _serve(counters: SynchronizedArray[float], stop: Event, cpus: frozenset[int]
     server.stop(grace=1).wait()
 
 
-class CountingReceiver:
+class CountingReceiver(LocalService):
     """Start/stop handle of the receiver process; read its counters at any time."""
 
     def __init__(self, cpus: frozenset[int]) -> None:
@@ -141,19 +142,6 @@ class CountingReceiver:
                 return False
             time.sleep(_POLL_SECONDS)
         return True
-
-    def __enter__(self) -> Self:
-        """Start on entry."""
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        """Stop on exit."""
-        self.stop()
 
 
 def otlp_environ(endpoint: str) -> dict[str, str]:

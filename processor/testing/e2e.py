@@ -59,6 +59,7 @@ from processor.testing.corpus import Published, generate, message_bytes, stream,
 from processor.testing.oracle import SpanKey, expected_spans, trace_problems
 from processor.testing.otlp_receiver import OtlpReceiver, ReceivedSpan, SpanConflict
 from processor.testing.pubsub_emulator import PubSubEmulator
+from processor.testing.service import LocalService
 
 CONSUMER_STOP_SECONDS = 10.0
 """Cloud Run's budget between SIGTERM and SIGKILL: a consumer must exit within it."""
@@ -375,7 +376,7 @@ class Exit:
     """True if it outlived its time and had to be killed."""
 
 
-class ConsumerProcess:
+class ConsumerProcess(LocalService):
     """One ``prowtrace`` command (``pull``, ``serve``, ...) run as ``python -m processor``.
 
     Standard output and error go to ``log_path``. Use it as a context manager, or ``start()``
@@ -458,19 +459,6 @@ class ConsumerProcess:
         """End the process if it runs (SIGTERM, then SIGKILL after the stop budget)."""
         if self._process is not None and self._exit is None:
             self.terminate()
-
-    def __enter__(self) -> Self:
-        """Start the process."""
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        """Stop the process."""
-        self.stop()
 
     # Its log
 
