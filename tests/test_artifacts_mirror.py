@@ -129,7 +129,7 @@ def test_a_huge_file_is_refused_by_its_size(root: Path, store: MirrorArtifactSto
     [
         ("gs://b/../../outside", "secret.json"),
         ("gs://../outside", "secret.json"),
-        ("gs://b/j", "../../../outside/secret.json"),
+        ("gs://b/j", "../../../outside/secret.json"),  # standalone: not a path
         ("gs://b/j", "/etc/passwd"),
     ],
 )

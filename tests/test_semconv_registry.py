@@ -1,8 +1,8 @@
 """Every cicd.*, vcs.* and error.* attribute the builder emits is defined by the OTel registry.
 
-The registry is the YAML copied from open-telemetry/semantic-conventions into
-``shared/reference/semconv`` beside the repository (in the development tree and in CI clones).
-The test fails loudly when it is missing: silently skipping would let undefined names through.
+The registry is the YAML copied unchanged from open-telemetry/semantic-conventions into
+``tests/data/semconv`` (provenance and licence in ``tests/data/README.md``). The test fails loudly
+when a file is missing: silently skipping would let undefined names through.
 """
 
 from __future__ import annotations
@@ -38,17 +38,8 @@ CUSTOM_ERROR_TYPES = {
 """error.type values prowtrace documents (the registry asks instrumentations to list their own)."""
 
 
-def registry_dir() -> Path | None:
-    """Find ``shared/reference/semconv`` beside the repository (or beside an ancestor of it).
-
-    ``parents[2]`` is the repository's parent in /work/main and in CI clones; a git worktree sits
-    one level deeper, so farther ancestors are tried next.
-    """
-    for ancestor in Path(__file__).resolve().parents[2:]:
-        candidate = ancestor / "shared" / "reference" / "semconv"
-        if candidate.is_dir():
-            return candidate
-    return None
+REGISTRY_DIR = Path(__file__).parent / "data" / "semconv"
+"""The vendored registry (tests/data/README.md says where it came from and how to refresh it)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,15 +110,8 @@ def load_registry(directory: Path) -> Registry:
 
 @pytest.fixture(scope="module")
 def registry() -> Registry:
-    """Load the conventions from shared/reference/semconv; fail the test if they are missing."""
-    directory = registry_dir()
-    if directory is None:
-        pytest.fail(
-            "shared/reference/semconv not found beside the repository (expected at "
-            f"{Path(__file__).resolve().parents[2] / 'shared/reference/semconv'}): the semantic "
-            "convention registry is required to check attribute names",
-            pytrace=False,
-        )
+    """Load the vendored conventions; fail the test if a file is missing."""
+    directory = REGISTRY_DIR
     missing = REGISTRY_FILES - {path.name for path in directory.glob("*.yaml")}
     if missing:
         pytest.fail(f"{directory} lacks {sorted(missing)}", pytrace=False)

@@ -495,7 +495,7 @@ def test_examples_pass_every_required_module_input(example: Path) -> None:
         if "default" not in body
     }
     (call,) = _one(_parse(example), "module").values()
-    assert _one(call, "source") == "../.."
+    assert _one(call, "source") == "../.."  # standalone: not a path
     assert required <= set(call), required - set(call)
 
 

@@ -1,6 +1,6 @@
 """Attribute names and enum values: OpenTelemetry's CI/CD, VCS and error conventions, and ours.
 
-Only names defined in the registries under ``shared/reference/semconv`` may use the ``cicd.``,
+Only names defined in the registries vendored under ``tests/data/semconv`` may use the ``cicd.``,
 ``vcs.`` and ``error.`` namespaces (a test enforces it); Prow-specific facts live under ``prow.``.
 """
 

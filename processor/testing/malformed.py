@@ -54,7 +54,7 @@ EDGE_STRINGS = (
     "\U0001f4a9" * 64,  # astral-plane characters
     "\u2028\u2029",  # JSON-legal line separators that break JavaScript
     "\\u0000",  # an escaped escape
-    "../../../../etc/passwd",
+    "../../../../etc/passwd",  # standalone: not a path
     "%2e%2e%2f%2e%2e%2f",
     "\r\nSet-Cookie: x=y",
     "${jndi:ldap://127.0.0.1/a}",
