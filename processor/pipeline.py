@@ -34,7 +34,7 @@ from processor.artifacts import (
     ArtifactTooLarge,
     ArtifactUnavailable,
 )
-from processor.core import facts
+from processor.core import border, facts
 from processor.core.build import job_spans
 from processor.core.ids import IdMode, JobIdentity, identity_from_build, identity_from_uid
 from processor.core.jsonshape import ShapeError
@@ -47,6 +47,7 @@ from processor.core.message import (
     classify,
 )
 from processor.core.spans import TraceSpan, identify
+from processor.export.group_commit import ExportRejected
 from processor.export.otel import SpanConverter
 
 log = structlog.get_logger("prowtrace.pipeline")
@@ -155,6 +156,8 @@ class Pipeline:
         """Export planned spans; the result is EXPORTED only if the exporter reported success."""
         try:
             outcome = self._exporter.export(self._converter.convert(ready.spans))
+        except ExportRejected as error:
+            return _with(ready.result, Outcome.FAILED, f"spans cannot be exported: {error}")
         except Exception as error:  # noqa: BLE001 - an exporter must not take the worker down
             return _with(ready.result, Outcome.RETRY, f"exporter raised {error!r}")
         if outcome is not SpanExportResult.SUCCESS:
@@ -189,6 +192,16 @@ class Pipeline:
             records = job_spans(traceable, gathered, delivery.publish_time)
         except (ValueError, OverflowError) as error:
             return _with(base, Outcome.FAILED, f"could not build spans: {error}")
+        enforced = border.enforce(records)
+        if enforced.trimmed:
+            log.warning(
+                "spans_trimmed",
+                folder=message.gcs_path,
+                dropped_spans=enforced.dropped_spans,
+                dropped_events=enforced.dropped_events,
+                dropped_attributes=enforced.dropped_attributes,
+            )
+        records = list(enforced.records)
         job = gathered.prowjob.job if gathered.prowjob and gathered.prowjob.job else base.job
         result = Result(
             Outcome.EXPORTED,
