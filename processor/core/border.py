@@ -72,25 +72,34 @@ def enforce(records: Sequence[SpanRecord]) -> Enforced:
     budget = MAX_JOB_BYTES
     for record in records:
         if record.parent is not None and (
-            record.parent in dropped or len(kept) >= MAX_SPANS_PER_JOB
+            record.parent in dropped
+            or len(kept) >= MAX_SPANS_PER_JOB
+            # Checked before cleaning, so a flood of fat spans past the budget costs no scrubbing.
+            or _capped_bytes(record) > budget
         ):
             dropped.add(record.path)
             continue
-        clean, lost_events, lost_attributes = _clean_record(record)
+        clean, lost_attributes = _clean_record(record)
         size = record_bytes(clean)
-        if size > budget and clean.events:
-            lost_events += len(clean.events)
-            clean = replace(clean, events=())
-            size = record_bytes(clean)
         if size > budget and clean.parent is not None:
             dropped.add(record.path)
-            dropped_events += lost_events
             continue
+        events, lost_event_attributes, size = _clean_events(record, clean, budget - size)
         budget -= size
-        dropped_events += lost_events
-        dropped_attributes += lost_attributes
-        kept.append(clean)
+        dropped_events += len(record.events) - len(events)
+        dropped_attributes += lost_attributes + lost_event_attributes
+        kept.append(replace(clean, events=events))
     return Enforced(tuple(kept), len(dropped), dropped_events, dropped_attributes)
+
+
+def _capped_bytes(record: SpanRecord) -> int:
+    """Estimate a record's size without events as capping would leave it (before scrubbing)."""
+    return _SPAN_OVERHEAD + sum(
+        min(len(key), MAX_ATTRIBUTE_CHARS) + _ATTRIBUTE_OVERHEAD + 10
+        if not isinstance(value, str)
+        else min(len(key), MAX_ATTRIBUTE_CHARS) + min(len(value), MAX_ATTRIBUTE_CHARS)
+        for key, value in list(record.attributes.items())[:MAX_ATTRIBUTES]
+    )
 
 
 def text(value: str, limit: int = MAX_ATTRIBUTE_CHARS) -> str:
@@ -115,31 +124,49 @@ def clamp_time(ns: int) -> int:
     return min(max(ns, 0), MAX_TIME_NS)
 
 
-def _clean_record(record: SpanRecord) -> tuple[SpanRecord, int, int]:
+def _clean_record(record: SpanRecord) -> tuple[SpanRecord, int]:
+    """Clean everything but the events (see :func:`_clean_events`); count attributes left out."""
     start = clamp_time(record.start_ns)
     end = max(start, clamp_time(record.end_ns))
     attributes, lost_attributes = _clean_attributes(record.attributes)
-    events = []
-    for event in record.events[:MAX_EVENTS_PER_SPAN]:
-        event_attributes, lost = _clean_attributes(event.attributes)
-        lost_attributes += lost
-        events.append(
-            SpanEvent(
-                name=text(event.name),
-                time_ns=min(max(clamp_time(event.time_ns), start), end),
-                attributes=event_attributes,
-            )
-        )
     clean = replace(
         record,
         name=text(record.name),
         start_ns=start,
         end_ns=end,
         attributes=attributes,
-        events=tuple(events),
+        events=(),
         error=None if record.error is None else text(record.error),
     )
-    return clean, max(0, len(record.events) - MAX_EVENTS_PER_SPAN), lost_attributes
+    return clean, lost_attributes
+
+
+def _clean_events(
+    record: SpanRecord, clean: SpanRecord, budget: int
+) -> tuple[tuple[SpanEvent, ...], int, int]:
+    """Clean the first events that fit ``budget``; return them, attributes lost, bytes used."""
+    events: list[SpanEvent] = []
+    used = record_bytes(clean)
+    lost_attributes = 0
+    for event in record.events[:MAX_EVENTS_PER_SPAN]:
+        event_attributes, lost = _clean_attributes(event.attributes)
+        cleaned = SpanEvent(
+            name=text(event.name),
+            time_ns=min(max(clamp_time(event.time_ns), clean.start_ns), clean.end_ns),
+            attributes=event_attributes,
+        )
+        size = _event_bytes(cleaned)
+        if size > budget:
+            break
+        budget -= size
+        used += size
+        lost_attributes += lost
+        events.append(cleaned)
+    return tuple(events), lost_attributes, used
+
+
+def _event_bytes(event: SpanEvent) -> int:
+    return _EVENT_OVERHEAD + _text_bytes(event.name) + _attributes_bytes(event.attributes)
 
 
 def _clean_attributes(
@@ -220,10 +247,7 @@ def record_bytes(record: SpanRecord) -> int:
         + _text_bytes(record.name)
         + _text_bytes(record.error or "")
         + _attributes_bytes(record.attributes)
-        + sum(
-            _EVENT_OVERHEAD + _text_bytes(event.name) + _attributes_bytes(event.attributes)
-            for event in record.events
-        )
+        + sum(_event_bytes(event) for event in record.events)
     )
 
 
