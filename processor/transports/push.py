@@ -4,7 +4,7 @@ A 2xx answer acks the message; anything else nacks it and the subscription's ret
 applies. Every request is checked in this order, and refused before any processing:
 
 1. draining after SIGTERM                          → 503 (Pub/Sub retries elsewhere)
-2. not ``application/json``                        → 415
+2. compressed (``Content-Encoding``), or not ``application/json`` → 415
 3. declared body larger than the limit             → 413
 4. OIDC token (when enabled): missing or invalid   → 401; email not allowed → 403;
    Google's keys unreachable                       → 503
@@ -30,6 +30,7 @@ from aiohttp import web
 
 from processor.config import PushSettings
 from processor.core.message import Delivery, InvalidEnvelope, delivery_from_push
+from processor.core.redact import strip_secrets
 from processor.pipeline import Outcome, Result
 from processor.transports.disposition import crash_result, dispose
 from processor.transports.oidc import (
@@ -120,6 +121,11 @@ class PushEndpoint:
     def _admit(self, request: web.Request) -> None:
         if self.draining:
             raise _Refused(STATUS_RETRY, "shutting down; Pub/Sub will redeliver")
+        encoding = request.headers.get("Content-Encoding", "identity").strip().lower()
+        if encoding not in {"", "identity"}:
+            # Pub/Sub sends the envelope as a plain JSON body (cloud.google.com/pubsub/docs/push):
+            # refusing here, before aiohttp would inflate it, keeps zip bombs off the CPU.
+            raise _Refused(415, "compressed bodies are refused: Pub/Sub never compresses pushes")
         if request.content_type != "application/json":
             raise _Refused(415, f"expected application/json, got {request.content_type}")
         length = request.content_length
@@ -135,7 +141,12 @@ class PushEndpoint:
             await loop.run_in_executor(self._pool, self._verifier.verify, header)
         except Unauthenticated as error:
             status = 403 if error.reason is Rejection.EMAIL_NOT_ALLOWED else 401
-            raise _Refused(status, f"{error.reason}: {error}") from None
+            # The reason alone: the details can quote the header, and a token must never be
+            # echoed to the caller or written to the log.
+            log.info(
+                "push_token_refused", reason=str(error.reason), detail=strip_secrets(str(error))
+            )
+            raise _Refused(status, str(error.reason)) from None
         except VerifierUnavailable as error:
             raise _Refused(STATUS_RETRY, f"cannot verify tokens now: {error}") from None
 
