@@ -107,7 +107,7 @@ def strip_secrets(text: str) -> str:
         text = _TOKEN_LIKE.sub(REDACTED, text)
     if "=" in text and ("?" in text or "&" in text):
         text = _SIGNED_URL_PARAM.sub(rf"\g<1>{REDACTED}", text)
-    if folded is None or "--" in text or " -p" in text:
+    if "--" in text or "-p" in text or "-P" in text:
         text = _CLI_SECRET.sub(rf"\g<1>{REDACTED}", text)
     folded = text.lower() if text.isascii() else None
     if (
