@@ -7,11 +7,16 @@ Variables (all optional):
                                    ``tracing.sh``) or ``build-id`` (hash of job + build ID)
 ``PROWTRACE_ARTIFACTS``            ``gcs`` (default, Application Default Credentials),
                                    ``none`` (build-id mode only), or a local mirror
-                                   directory (``gs://B/P`` is read from ``DIR/B/P``)
+                                   directory (``gs://B/P`` is ``DIR/B/P``, ``s3://B/P``
+                                   is ``DIR/s3/B/P``)
 ``PROWTRACE_GRACE_SECONDS``        how long after a message's publish time missing or stale
                                    artifacts are waited for (nack) before emitting what
                                    exists; default 300
 ``PROWTRACE_MAX_ARTIFACT_BYTES``   larger artifact files are refused; default 33554432
+``PROWTRACE_ARTIFACT_BUCKETS``     optional comma-separated allowlist of artifact buckets
+                                   (``gs://B``, ``s3://B``, or a bare ``B`` for ``gs://B``):
+                                   a message naming another bucket is poison (INVALID);
+                                   default: any bucket the service account can read
 ``PROWTRACE_LOG_LEVEL``            ``DEBUG``, ``INFO`` (default), ``WARNING``, ``ERROR``
 ``PROWTRACE_LOG_FORMAT``           ``json`` (default; Cloud Logging's fields) or ``console``
 ``PROWTRACE_GROUP_COMMIT``         ``serve`` and ``pull``: ``on`` (default: concurrent
@@ -71,6 +76,8 @@ class Settings:
     artifacts: str = "gcs"
     grace: timedelta = timedelta(seconds=DEFAULT_GRACE_SECONDS)
     max_artifact_bytes: int = DEFAULT_MAX_ARTIFACT_BYTES
+    artifact_buckets: frozenset[str] = frozenset()
+    """Allowed ``SCHEME://BUCKET`` of messages' folders; empty: any."""
     log_level: str = "INFO"
     log_format: str = "json"
 
@@ -95,6 +102,7 @@ def load_settings(env: Mapping[str, str] = os.environ, **overrides: str | float 
         "artifacts": env.get("PROWTRACE_ARTIFACTS"),
         "grace_seconds": env.get("PROWTRACE_GRACE_SECONDS"),
         "max_artifact_bytes": env.get("PROWTRACE_MAX_ARTIFACT_BYTES"),
+        "artifact_buckets": env.get("PROWTRACE_ARTIFACT_BUCKETS"),
         "log_level": env.get("PROWTRACE_LOG_LEVEL"),
         "log_format": env.get("PROWTRACE_LOG_FORMAT"),
     }
@@ -128,9 +136,29 @@ def load_settings(env: Mapping[str, str] = os.environ, **overrides: str | float 
                 minimum=1,
             )
         ),
+        artifact_buckets=artifact_buckets(str(values["artifact_buckets"] or "")),
         log_level=level,
         log_format=log_format,
     )
+
+
+_BUCKET_ENTRY = re.compile(r"^(?:(gs|s3)://)?([A-Za-z0-9][A-Za-z0-9._-]{0,221})/?$")
+
+
+def artifact_buckets(value: str) -> frozenset[str]:
+    """Parse ``PROWTRACE_ARTIFACT_BUCKETS`` into ``SCHEME://BUCKET`` entries (bare: ``gs``)."""
+    buckets = set()
+    for entry in (part.strip() for part in value.split(",")):
+        if not entry:
+            continue
+        match = _BUCKET_ENTRY.match(entry)
+        if match is None:
+            raise ConfigError(
+                f"PROWTRACE_ARTIFACT_BUCKETS entry {entry!r}: expected gs://BUCKET, s3://BUCKET "
+                "or a bare bucket name (no path)"
+            )
+        buckets.add(f"{match.group(1) or 'gs'}://{match.group(2)}")
+    return frozenset(buckets)
 
 
 def number(value: str | float | None, name: str, default: float, *, minimum: float = 0) -> float:

@@ -33,6 +33,7 @@ from processor.artifacts import (
     ArtifactStore,
     ArtifactTooLarge,
     ArtifactUnavailable,
+    parse_location,
 )
 from processor.core import border, facts
 from processor.core.build import job_spans
@@ -122,6 +123,9 @@ class PipelineSettings:
     id_mode: IdMode = IdMode.UID
     grace: timedelta = timedelta(minutes=5)
     """How long after the publish time missing or stale artifacts are waited for (RETRY)."""
+    artifact_buckets: frozenset[str] = frozenset()
+    """``SCHEME://BUCKET`` a message's folder must be in (empty: any). Whoever can publish to
+    the topic chooses the folder: the allowlist keeps them to the buckets Prow writes."""
 
 
 class Pipeline:
@@ -186,6 +190,9 @@ class Pipeline:
             state=message.status,
             build_id=traceable.build_id,
         )
+        refused = self._outside_allowlist(message.gcs_path)
+        if refused:
+            return _with(base, Outcome.INVALID, refused)
         in_grace = self._clock() < delivery.publish_time + self._settings.grace
         gathered = self._gather(traceable, in_grace=in_grace)
         if isinstance(gathered, tuple):
@@ -229,6 +236,23 @@ class Pipeline:
         if not records:
             return _with(result, Outcome.SKIPPED, "nothing to emit for this state yet")
         return Ready(spans=tuple(identify(identity, records)), result=result)
+
+    def _outside_allowlist(self, folder: str) -> str:
+        """Say why ``folder`` may not be read ('' when it may)."""
+        allowed = self._settings.artifact_buckets
+        if not allowed:
+            return ""
+        try:
+            location = parse_location(folder)
+        except ArtifactError as error:
+            return str(error)
+        bucket = f"{location.scheme}://{location.bucket}"
+        if bucket in allowed:
+            return ""
+        return (
+            f"gcs_path bucket {bucket} is not in PROWTRACE_ARTIFACT_BUCKETS "
+            f"({', '.join(sorted(allowed))}): not read, not traced"
+        )
 
     def _identity(self, traceable: Traceable, gathered: facts.JobArtifacts) -> JobIdentity | None:
         prowjob = gathered.prowjob

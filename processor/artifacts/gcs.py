@@ -247,7 +247,7 @@ def _gcs_location(url: str) -> Location:
         raise UnsupportedLocation(
             f"{url} is an S3/MinIO location and this artifact store reads only gs:// paths: "
             "s3:// artifact paths need an artifact mirror (a local directory laid out as "
-            "DIR/BUCKET/PATH, given as the artifact store instead of 'gcs')"
+            "DIR/s3/BUCKET/PATH, given as the artifact store instead of 'gcs')"
         )
     return location
 

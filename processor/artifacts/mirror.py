@@ -1,7 +1,9 @@
 """An artifact store over a local directory that mirrors buckets: ``gs://B/P`` is ``ROOT/B/P``.
 
-``s3://B/P`` maps to the same ``ROOT/B/P``, so one mirror can hold GCS and S3/MinIO buckets (a
-bucket name is unique within its provider; keep providers in separate mirrors if names collide).
+``s3://B/P`` is ``ROOT/s3/B/P``: one mirror holds GCS and S3/MinIO buckets, and ``s3://B`` never
+reads ``gs://B``'s folder (the same name in two providers is two owners). No GCS bucket can be
+called ``s3`` (names have at least 3 characters), so ``gs://s3/...`` is refused rather than
+allowed to reach the S3 side.
 
 What the errors mean here (see :mod:`processor.artifacts` for what the caller should do):
 
@@ -58,12 +60,13 @@ class MirrorArtifactStore:
         location = parse_location(folder)
         url = f"{location.url}/{name}"
         key = location.key(name)
-        opened = self._open_fast(location.bucket, key)
+        bucket = _bucket_dir(location)
+        opened = self._open_fast(bucket, key)
         path: Path | str
         if opened is not None:
             descriptor, path = opened
         else:
-            path = self._inside_root(location.bucket, key, url)
+            path = self._inside_root(bucket, key, url)
             try:
                 # O_NONBLOCK: opening a FIFO planted in the mirror must not hang the reader.
                 # O_NOFOLLOW: ``path`` is resolved: a symlink here was swapped in after the check.
@@ -125,14 +128,15 @@ class MirrorArtifactStore:
         """
         location = parse_location(prefix)
         _check_segment(name)
-        bucket_dir = self._inside_root(location.bucket, "", location.url)
+        bucket = _bucket_dir(location)
+        bucket_dir = self._inside_root(bucket, "", location.url)
         if not bucket_dir.is_dir():
             self._require_root()
             raise UnsupportedLocation(
                 f"the artifact mirror {self._root} holds no bucket {location.bucket!r} "
                 f"(looked for {bucket_dir})"
             )
-        start = self._inside_root(location.bucket, location.path, location.url)
+        start = self._inside_root(bucket, location.path, location.url)
         return _folders_holding(start, location, name)
 
     def _inside_root(self, bucket: str, key: str, url: str) -> Path:
@@ -151,6 +155,21 @@ class MirrorArtifactStore:
             raise ArtifactUnavailable(
                 f"the artifact mirror {self._root} is not a directory (unmounted or removed?)"
             )
+
+
+S3_DIRECTORY = "s3"
+
+
+def _bucket_dir(location: Location) -> str:
+    """Return the mirror directory (relative to the root) of ``location``'s bucket."""
+    if location.scheme == "s3":
+        return f"{S3_DIRECTORY}/{location.bucket}"
+    if location.bucket == S3_DIRECTORY:
+        raise UnsupportedLocation(
+            f"{location.url}: 's3' is not a valid GCS bucket name (at least 3 characters), and "
+            "the mirror keeps S3 buckets under that directory"
+        )
+    return location.bucket
 
 
 def _read_up_to(descriptor: int, limit: int) -> bytes:
