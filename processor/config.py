@@ -36,6 +36,7 @@ The exporter is chosen by the standard ``OTEL_*`` variables (:mod:`processor.exp
 ``PROWTRACE_PUSH_AUDIENCE``            the OIDC token's expected ``aud`` (the service URL)
 ``PROWTRACE_PUSH_ALLOWED_EMAILS``      comma-separated push service-account emails
 ``PROWTRACE_PUSH_MAX_BODY_BYTES``      larger requests get 413; default 2097152
+``PROWTRACE_PUSH_MAX_CONNECTIONS``     open connections at once; more get 503; default 1000
 =====================================  ====================================================
 
 ``prowtrace pull`` (streaming pull worker):
@@ -246,6 +247,11 @@ class PushSettings:
     max_body_bytes: int = 2 * 1024 * 1024
     """Crier's messages are ~1 KiB; base64 and the envelope add a third. 2 MiB is generous."""
     body_timeout: float = 10.0
+    header_timeout: float = 10.0
+    """A connection outside a request this long (half-sent headers, idle keep-alive) is closed."""
+    max_connections: int = 1000
+    """Open connections at once (Cloud Run sends at most its concurrency, 80 by default); more
+    are answered 503 and closed. Kept below the process's file-descriptor limit."""
     handler_threads: int = 96
     """At least Cloud Run's default concurrency (80), so no request waits for a thread."""
     shutdown_timeout: float = 8.0
@@ -291,6 +297,14 @@ def load_push_settings(
                 "PROWTRACE_PUSH_MAX_BODY_BYTES",
                 2 * 1024 * 1024,
                 minimum=1024,
+            )
+        ),
+        max_connections=int(
+            number(
+                env.get("PROWTRACE_PUSH_MAX_CONNECTIONS"),
+                "PROWTRACE_PUSH_MAX_CONNECTIONS",
+                1000,
+                minimum=1,
             )
         ),
     )
