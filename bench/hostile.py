@@ -16,24 +16,32 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-CASES: dict[str, tuple[str, Callable[[], bytes]] | None] = {
+
+def _with_events(count: int) -> Callable[[bytes], bytes]:
+    def build(original: bytes) -> bytes:
+        podinfo = json.loads(original)
+        when = podinfo["pod"]["metadata"]["creationTimestamp"]
+        event = {"type": "Warning", "reason": "BackOff", "message": "x" * 40, "eventTime": when}
+        podinfo["events"] = [event] * count
+        return json.dumps(podinfo).encode()
+
+    return build
+
+
+CASES: dict[str, tuple[str, Callable[[bytes], bytes]] | None] = {
     "baseline (no hostile file)": None,
     "started.json: 33 MB of nested empty lists": (
         "started.json",
-        lambda: b"[" + b"[]," * 11_000_000 + b"[]]",
+        lambda _: b"[" + b"[]," * 11_000_000 + b"[]]",
     ),
     "clone-records.json: 780k commands (32 MB)": (
         "clone-records.json",
-        lambda: json.dumps(
+        lambda _: json.dumps(
             [{"commands": [{"command": f"git c {i}", "output": ""} for i in range(780_000)]}]
         ).encode(),
     ),
-    "clone-records.json: 30k commands (under its 2 MiB limit)": (
-        "clone-records.json",
-        lambda: json.dumps(
-            [{"commands": [{"command": f"git c {i}"} for i in range(30_000)]}]
-        ).encode(),
-    ),
+    "podinfo.json: 10k events (under its 2 MiB limit)": ("podinfo.json", _with_events(10_000)),
+    "podinfo.json: 20k events": ("podinfo.json", _with_events(20_000)),
 }
 
 
@@ -77,14 +85,14 @@ def main() -> None:
     for label, case in CASES.items():
         with tempfile.TemporaryDirectory() as scratch:
             root = Path(scratch)
-            job = next(generate(1, seed=3))
+            job = next(j for j in generate(20, seed=3) if "podinfo.json" in j.artifacts)
             write_mirror([job], root / "mirror")
             finished = job.messages[-1].data
             (root / "message.json").write_text(json.dumps(finished))
             if case is not None:
                 name, content = case
-                bucket_path = finished["gcs_path"].removeprefix("gs://")
-                (root / "mirror" / bucket_path / name).write_bytes(content())
+                path = root / "mirror" / finished["gcs_path"].removeprefix("gs://") / name
+                path.write_bytes(content(path.read_bytes() if path.exists() else b""))
             run = subprocess.run(  # noqa: S603 - our own interpreter and module
                 [sys.executable, "-m", "bench.hostile", "--child", scratch],
                 capture_output=True,
