@@ -80,7 +80,7 @@ def _child(folder: str) -> None:
 
 def main() -> None:
     """Run every case in its own process and print one line per case."""
-    from processor.testing.corpus import generate, write_mirror  # noqa: PLC0415
+    from processor.synthetic import generate, write_mirror  # noqa: PLC0415
 
     for label, case in CASES.items():
         with tempfile.TemporaryDirectory() as scratch:

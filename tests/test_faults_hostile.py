@@ -18,13 +18,13 @@ from pathlib import Path
 import pytest
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
+from support.e2e import create_route, publish_messages, wait_for_traces, wait_until
+from support.fault_rig import fault_corpus, mirror_pipeline, pull_worker, quiet_structlog
+from support.otlp_receiver import OtlpReceiver
 
 from processor.export.group_commit import GroupCommitExporter
 from processor.pipeline import Outcome
-from processor.testing.e2e import create_route, publish_messages, wait_for_traces, wait_until
-from processor.testing.fault_rig import fault_corpus, mirror_pipeline, pull_worker, quiet_structlog
-from processor.testing.otlp_receiver import OtlpReceiver
-from processor.testing.pubsub_emulator import PubSubEmulator
+from processor.tools.demo.pubsub_emulator import PubSubEmulator
 
 pytestmark = [pytest.mark.faults, pytest.mark.emulator]
 

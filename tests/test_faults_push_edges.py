@@ -14,12 +14,12 @@ from collections.abc import Iterator
 
 import pytest
 import structlog
+from support.abusive_clients import SlowLoris
+from support.push_server import PushServerThread
 
 from processor.config import PushSettings
 from processor.core.message import Delivery
 from processor.pipeline import Outcome, Result
-from processor.testing.abusive_clients import SlowLoris
-from processor.testing.push_server import PushServerThread
 
 pytestmark = [pytest.mark.faults]
 

@@ -8,13 +8,13 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from support.memory_store import MemoryArtifactStore
 
 from processor.config import ConfigError, artifact_buckets, load_settings
 from processor.core.ids import IdMode
 from processor.core.message import Delivery
 from processor.export.otel import SpanConverter
 from processor.pipeline import Outcome, Pipeline, PipelineSettings
-from processor.testing.memory_store import MemoryArtifactStore
 
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
 
