@@ -28,6 +28,8 @@ from processor.core.redact import strip_secrets
 from processor.export.otel import SpanConverter
 from processor.pipeline import Outcome, Pipeline, PipelineSettings
 
+pytestmark = [pytest.mark.faults]
+
 REAL_PROW = Path(__file__).parent / "data" / "real-prow"
 
 SECRETS = {

@@ -16,6 +16,8 @@ from processor.core.message import Delivery
 from processor.export.otel import SpanConverter
 from processor.pipeline import Outcome, Pipeline, PipelineSettings
 
+pytestmark = [pytest.mark.faults]
+
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
 
 
