@@ -29,6 +29,7 @@ import structlog
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 
 from processor.artifacts import (
+    FILE_LIMITS,
     ArtifactError,
     ArtifactStore,
     ArtifactTooLarge,
@@ -63,20 +64,6 @@ _STATE_RANK = {
     JobState.ABORTED: 2,
     JobState.ERROR: 2,
 }
-
-
-ARTIFACT_LIMITS = {
-    facts.PROWJOB: 1024 * 1024,
-    facts.STARTED: 64 * 1024,
-    facts.FINISHED: 1024 * 1024,
-    facts.PODINFO: 2 * 1024 * 1024,
-    facts.CLONE_RECORDS: 2 * 1024 * 1024,
-}
-"""Bytes each file may have before it is parsed: ~20x the largest seen in real Prow (prowjob.json
-~50 KiB with a big pod spec, podinfo.json ~100 KiB with its Node, clone-records.json of a
-multi-repo job ~100 KiB; started.json ~1 KiB), and small enough that the worst JSON (nested empty
-lists) parses in tens of MiB. The store's own limit (PROWTRACE_MAX_ARTIFACT_BYTES) bounds reads.
-"""
 
 
 class Outcome(StrEnum):
@@ -318,9 +305,9 @@ class Pipeline:
             raise _Stop(Outcome.FAILED, str(error)) from None
         if data is None:
             return None, False
-        limit = ARTIFACT_LIMITS.get(name, len(data))
+        limit = FILE_LIMITS.get(name, len(data))
         if len(data) > limit:
-            # Parsing is where a hostile file costs memory (33 MB of nested lists: 877 MiB).
+            # The stores stop reading there; this holds for any store (parsing is what costs).
             reason = f"{folder}/{name} is {len(data)} bytes, over the {limit}-byte limit for it"
             if required:
                 raise _Stop(Outcome.FAILED, reason)

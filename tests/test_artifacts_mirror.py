@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from processor.artifacts import (
+    FILE_LIMITS,
     ArtifactTooLarge,
     ArtifactUnavailable,
     UnsupportedLocation,
@@ -133,6 +134,18 @@ def test_a_file_over_the_limit_is_refused(root: Path, store: MirrorArtifactStore
         store.read("gs://b/j/1", "podinfo.json")
     assert raised.value.limit == LIMIT
     assert raised.value.location == "gs://b/j/1/podinfo.json"
+
+
+def test_a_parsed_file_has_its_own_smaller_limit(root: Path) -> None:
+    """started.json over its 64 KiB limit is refused even under a 32 MiB store limit."""
+    store = MirrorArtifactStore(root, max_bytes=32 * 1024 * 1024)
+    limit = FILE_LIMITS["started.json"]
+    _put(root, "b/j/1/started.json", b" " * limit)
+    _put(root, "b/j/2/started.json", b" " * (limit + 1))
+    assert store.read("gs://b/j/1", "started.json") == b" " * limit
+    with pytest.raises(ArtifactTooLarge, match=r"the limit for started\.json") as raised:
+        store.read("gs://b/j/2", "started.json")
+    assert raised.value.limit == limit
 
 
 def test_a_huge_file_is_refused_by_its_size(root: Path, store: MirrorArtifactStore) -> None:

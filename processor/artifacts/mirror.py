@@ -32,6 +32,7 @@ from processor.artifacts import (
     Location,
     UnsupportedLocation,
     parse_location,
+    read_limit,
 )
 
 _ABSENT = frozenset({errno.ENOENT, errno.ENOTDIR, errno.EISDIR, errno.ENAMETOOLONG})
@@ -76,7 +77,7 @@ class MirrorArtifactStore:
                     self._require_root()
                     return None
                 raise ArtifactUnavailable(f"cannot open {url} at {path}: {exc.strerror}") from exc
-        return self._read_open(descriptor, url, path)
+        return self._read_open(descriptor, url, path, read_limit(name, self._max_bytes))
 
     def _open_fast(self, bucket: str, key: str) -> tuple[int, str] | None:
         """Open ``root/bucket/key`` if it is a file inside the root; ``None``: take the slow path.
@@ -100,22 +101,23 @@ class MirrorArtifactStore:
         os.close(descriptor)
         return None
 
-    def _read_open(self, descriptor: int, url: str, path: Path | str) -> bytes | None:
+    @staticmethod
+    def _read_open(descriptor: int, url: str, path: Path | str, limit: int) -> bytes | None:
         """Read an opened artifact (closing it): ``None`` if it is not a regular file."""
         try:
             status = os.fstat(descriptor)
             if not stat.S_ISREG(status.st_mode):
                 return None
-            if status.st_size > self._max_bytes:
-                raise ArtifactTooLarge(url, self._max_bytes)
+            if status.st_size > limit:
+                raise ArtifactTooLarge(url, limit)
             # One byte past the limit: a file that grew since fstat is still refused.
-            data = _read_up_to(descriptor, self._max_bytes + 1)
+            data = _read_up_to(descriptor, limit + 1)
         except OSError as exc:
             raise ArtifactUnavailable(f"cannot read {url} at {path}: {exc.strerror}") from exc
         finally:
             os.close(descriptor)
-        if len(data) > self._max_bytes:
-            raise ArtifactTooLarge(url, self._max_bytes)
+        if len(data) > limit:
+            raise ArtifactTooLarge(url, limit)
         return data
 
     def find(self, prefix: str, name: str) -> Iterator[str]:
