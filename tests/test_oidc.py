@@ -9,12 +9,8 @@ from typing import Any
 
 import jwt
 import pytest
+from support.oidc_issuer import LocalOidcIssuer, generate_signing_key, remove_signature
 
-from processor.testing.oidc_issuer import (
-    LocalOidcIssuer,
-    generate_signing_key,
-    remove_signature,
-)
 from processor.transports.oidc import (
     GOOGLE_JWKS_URL,
     JWKS_COOLDOWN_SECONDS,

@@ -23,14 +23,14 @@ import pytest
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from structlog.testing import capture_logs
+from support.memory_store import MemoryArtifactStore
+from support.oidc_issuer import LocalOidcIssuer, remove_signature
+from support.push_server import PushServerThread
 
 from processor.config import ConfigError, load_push_settings
 from processor.core.ids import IdMode
 from processor.export.otel import SpanConverter
 from processor.pipeline import Pipeline, PipelineSettings
-from processor.testing.memory_store import MemoryArtifactStore
-from processor.testing.oidc_issuer import LocalOidcIssuer, remove_signature
-from processor.testing.push_server import PushServerThread
 from processor.transports.oidc import push_verifier
 
 AUDIENCE = "https://prowtrace-123456789012.us-central1.run.app"
