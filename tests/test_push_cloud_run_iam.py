@@ -205,8 +205,8 @@ def test_serving_off_cloud_run_says_stripped_tokens_will_be_refused(
 TAMPERED_CLAIMS: dict[str, dict[str, Any]] = {
     "aud": {"audience": "https://someone-else-123.us-central1.run.app"},
     "iss": {"issuer": "https://evil.example"},
-    "exp": {"issued_at": int(time.time()) - 7200, "expires_in": 3600},
-    "nbf": {"not_before": int(time.time()) + 600},
+    "exp": {"issued_at": -7200, "expires_in": 3600},
+    "nbf": {"not_before": 600},
     "email": {"email": "intruder@other-project.iam.gserviceaccount.com"},
     "email_verified": {"email_verified": False},
 }
@@ -218,6 +218,8 @@ def test_wrong_claims_are_refused_behind_the_invoker_check(
 ) -> None:
     """Behind Cloud Run's check the claims still decide: one wrong claim and it is refused."""
     fields: dict[str, Any] = {"audience": AUDIENCE, "email": PUSHER, **claims}
+    now = int(time.time())  # the times above are seconds from now, taken now
+    fields.update({key: now + fields[key] for key in ("issued_at", "not_before") if key in fields})
     token = issuer.mint(fields.pop("audience"), fields.pop("email"), **fields)
     status, _ = behind_iam.push(front_end(token))
     assert status in {401, 403}
