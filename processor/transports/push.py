@@ -58,10 +58,12 @@ ABORT_RESERVE_SECONDS = 3.0
 class _Refused(Exception):
     """A request turned away before processing, with the status that says why."""
 
-    def __init__(self, status: int, reason: str) -> None:
+    def __init__(self, status: int, reason: str, logged: str = "") -> None:
         super().__init__(reason)
         self.status = status
         self.reason = reason
+        self.logged = logged or reason
+        """What the log says: may be more detailed than the answer's ``reason``."""
 
 
 class PushEndpoint:
@@ -102,7 +104,7 @@ class PushEndpoint:
             await self._authenticate(request)
             delivery = await self._read_envelope(request)
         except _Refused as refused:
-            log.warning("push_refused", status=refused.status, reason=refused.reason)
+            log.warning("push_refused", status=refused.status, reason=refused.logged)
             return web.Response(status=refused.status, text=refused.reason)
         self.in_flight += 1
         self._idle.clear()
@@ -147,12 +149,10 @@ class PushEndpoint:
             await loop.run_in_executor(self._pool, self._verifier.verify, header)
         except Unauthenticated as error:
             status = 403 if error.reason is Rejection.EMAIL_NOT_ALLOWED else 401
-            # The reason alone: the details can quote the header, and a token must never be
-            # echoed to the caller or written to the log.
-            log.info(
-                "push_token_refused", reason=str(error.reason), detail=strip_secrets(str(error))
-            )
-            raise _Refused(status, str(error.reason)) from None
+            # The answer names the reason alone: the details can quote the header. The log has
+            # them, scrubbed, for the operator; a token reaches neither.
+            logged = f"{error.reason}: {strip_secrets(str(error))}"
+            raise _Refused(status, str(error.reason), logged) from None
         except VerifierUnavailable as error:
             raise _Refused(STATUS_RETRY, f"cannot verify tokens now: {error}") from None
 
