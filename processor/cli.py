@@ -24,6 +24,12 @@ if TYPE_CHECKING:  # the commands import their modules lazily, to keep --help fa
 EXIT_OK = 0
 EXIT_NOT_ALL_TRACED = 1
 EXIT_USAGE = 2
+OFFLINE_FLUSH_SECONDS = 10.0
+"""How long replay waits for its last metrics to go out (no platform deadline applies)."""
+METRICS_FLAG_HELP = (
+    "also record CI/CD metrics as OTEL_METRICS_EXPORTER says (off by default: replaying "
+    "history into live counters would distort them)"
+)
 
 Command = Callable[[argparse.Namespace], int]
 
@@ -82,7 +88,7 @@ def settings_from_args(args: argparse.Namespace, *, grace_default: float | None 
 
 
 def _replay(args: argparse.Namespace) -> int:
-    from processor.app import build_pipeline  # noqa: PLC0415 - keep `prowtrace --help` fast
+    from processor.app import build_pipeline, service_metrics  # noqa: PLC0415 - keep --help fast
     from processor.export.exporters import FanOutExporter, build_exporter  # noqa: PLC0415
     from processor.export.otlp_json import OtlpJsonFileExporter  # noqa: PLC0415
     from processor.tools.replay import open_input, replay  # noqa: PLC0415
@@ -92,10 +98,12 @@ def _replay(args: argparse.Namespace) -> int:
     exporter = build_exporter(os.environ)
     if args.otlp_json:
         exporter = FanOutExporter([exporter, OtlpJsonFileExporter(args.otlp_json)])
-    pipeline = build_pipeline(settings, exporter=exporter)
+    metrics = service_metrics(os.environ, wanted=args.metrics)
+    pipeline = build_pipeline(settings, exporter=exporter, metrics=metrics)
     with open_input(args.file, sys.stdin) as lines:
         summary = replay(lines, pipeline.handle)
     exporter.shutdown()
+    metrics.shutdown(OFFLINE_FLUSH_SECONDS)
     print(summary.render())  # noqa: T201 - the summary is the command's output
     if not summary.ok:
         print(  # noqa: T201
@@ -119,6 +127,7 @@ def _backfill(args: argparse.Namespace) -> int:
         concurrency=args.concurrency,
         publish=args.publish,
         dry_run=args.dry_run,
+        metrics=args.metrics,
     )
     return backfill_main(
         options, settings, grace_given=args.grace_seconds is not None, env=os.environ
@@ -148,7 +157,7 @@ def _service_exporter() -> GroupCommitExporter:
 def _pull(args: argparse.Namespace) -> int:
     from google.cloud.pubsub_v1 import SubscriberClient  # noqa: PLC0415 - keep --help fast
 
-    from processor.app import build_pipeline  # noqa: PLC0415
+    from processor.app import build_pipeline, service_metrics  # noqa: PLC0415
     from processor.config import load_pull_settings  # noqa: PLC0415
     from processor.export.exporters import gcp_project  # noqa: PLC0415
     from processor.transports.pull import PullWorker  # noqa: PLC0415
@@ -159,7 +168,8 @@ def _pull(args: argparse.Namespace) -> int:
     # Concurrent callbacks share export calls; each still returns only after its spans went out.
     exporter = _service_exporter()
     inner_exporter = exporter.inner
-    pipeline = build_pipeline(settings, exporter=exporter)
+    metrics = service_metrics(os.environ)
+    pipeline = build_pipeline(settings, exporter=exporter, metrics=metrics)
     worker = PullWorker(
         SubscriberClient(), pull_settings, pipeline.handle, project=gcp_project(os.environ)
     )
@@ -170,6 +180,7 @@ def _pull(args: argparse.Namespace) -> int:
     # Shutting the inner exporter down ends its retries, so a down backend cannot hold the exit.
     worker.stop(abort_exports=inner_exporter.shutdown)
     exporter.shutdown()
+    metrics.shutdown()  # the last counts, bounded: a down backend cannot hold the exit
     if ended != "stop requested":
         print(f"prowtrace pull: {ended}", file=sys.stderr)  # noqa: T201
         return EXIT_NOT_ALL_TRACED
@@ -179,7 +190,7 @@ def _pull(args: argparse.Namespace) -> int:
 def _serve(args: argparse.Namespace) -> int:
     import asyncio  # noqa: PLC0415 - keep --help fast
 
-    from processor.app import build_pipeline  # noqa: PLC0415
+    from processor.app import build_pipeline, service_metrics  # noqa: PLC0415
     from processor.config import load_push_settings  # noqa: PLC0415
     from processor.export.exporters import gcp_project  # noqa: PLC0415
     from processor.transports.oidc import OidcPolicy, OidcVerifier  # noqa: PLC0415
@@ -191,7 +202,8 @@ def _serve(args: argparse.Namespace) -> int:
     # Concurrent requests share export calls; each still answers only after its spans went out.
     exporter = _service_exporter()
     inner_exporter = exporter.inner
-    pipeline = build_pipeline(settings, exporter=exporter)
+    metrics = service_metrics(os.environ)
+    pipeline = build_pipeline(settings, exporter=exporter, metrics=metrics)
     verifier = None
     if push_settings.auth == "oidc":
         policy = OidcPolicy(
@@ -216,6 +228,7 @@ def _serve(args: argparse.Namespace) -> int:
 
     asyncio.run(run())
     exporter.shutdown()
+    metrics.shutdown()  # the last counts, bounded: a down backend cannot hold the exit
     return EXIT_OK
 
 
@@ -291,6 +304,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="also append the spans to OUT as OTLP JSON lines, for `prowtrace show` "
         "(with OTEL_TRACES_EXPORTER=none, only there)",
     )
+    replay.add_argument("--metrics", action="store_true", help=METRICS_FLAG_HELP)
     _add_core_options(replay, grace_default=0)
     replay.set_defaults(run=_replay)
 
@@ -385,6 +399,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="send nothing: print the messages as JSON lines (input for `prowtrace replay`); "
         "the summary goes to standard error",
     )
+    backfill.add_argument("--metrics", action="store_true", help=METRICS_FLAG_HELP)
     _add_core_options(backfill, grace_default=0)
     backfill.set_defaults(run=_backfill)
 
