@@ -19,7 +19,7 @@ from datetime import UTC, datetime
 from processor.core import semconv as sc
 from processor.core.metrics import RUN_DURATION, RUN_ERRORS
 from processor.testing.corpus import SyntheticJob, snowflake_ms
-from processor.testing.otlp_receiver import ReceivedPoint, metric_totals
+from processor.testing.otlp_receiver import OtlpReceiver, ReceivedPoint, metric_totals
 
 TERMINAL = ("success", "failure", "aborted", "error")
 FAILED = ("failure", "error")
@@ -119,3 +119,17 @@ def count_differences(
 def total_count(tallies: Mapping[Key, Tally], metric: str, state: str) -> int:
     """Return how many points of ``metric`` in ``state`` there are over every job."""
     return sum(t.count for (m, _, s), t in tallies.items() if (m, s) == (metric, state))
+
+
+def metrics_env(receiver: OtlpReceiver, *, interval_ms: int = 600_000) -> dict[str, str]:
+    """Return the variables that send a consumer's metrics to ``receiver`` over OTLP/gRPC.
+
+    The default interval (10 min) leaves only the flush at exit to export, so what arrives is
+    exactly what the process counted before its SIGTERM (or nothing, after a SIGKILL).
+    """
+    return {
+        "OTEL_METRICS_EXPORTER": "otlp",
+        "OTEL_EXPORTER_OTLP_METRICS_PROTOCOL": "grpc",
+        "OTEL_EXPORTER_OTLP_METRICS_ENDPOINT": f"http://{receiver.grpc_endpoint}",
+        "OTEL_METRIC_EXPORT_INTERVAL": str(interval_ms),
+    }
