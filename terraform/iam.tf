@@ -92,6 +92,15 @@ resource "google_project_iam_member" "trace_writer" {
   member  = google_service_account.runtime.member
 }
 
+# Write the CI/CD metrics through the Telemetry (OTLP) API: telemetry.metrics.write, nothing more.
+resource "google_project_iam_member" "metrics_writer" {
+  count = local.gcp_metrics ? 1 : 0
+
+  project = local.trace_project_id
+  role    = "roles/telemetry.metricsWriter"
+  member  = google_service_account.runtime.member
+}
+
 resource "google_project_iam_member" "log_writer" {
   project = var.project_id
   role    = "roles/logging.logWriter"
