@@ -268,6 +268,7 @@ def _demo(args: argparse.Namespace) -> int:
         output=Path(args.output),
         use_emulator=not args.no_emulator,
         keep=args.keep,
+        metrics=args.metrics,
     )
     return demo_main(options)
 
@@ -475,6 +476,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--keep",
         action="store_true",
         help="keep the temporary directory (artifact mirror, worker log) and print its path",
+    )
+    demo.add_argument(
+        "--metrics",
+        action="store_true",
+        help="also record the CI/CD metrics (run durations by state and result, errors) and "
+        "print a summary of them",
     )
     demo.set_defaults(run=_demo)
     return parser

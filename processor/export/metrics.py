@@ -43,6 +43,7 @@ from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import (
     ConsoleMetricExporter,
     MetricExporter,
+    MetricReader,
     PeriodicExportingMetricReader,
 )
 from opentelemetry.sdk.resources import Resource
@@ -212,24 +213,25 @@ def build_metrics(
     env: Mapping[str, str] = os.environ,
     *,
     stdout: TextIO = sys.stdout,
-    exporters: Sequence[MetricExporter] | None = None,
+    readers: Sequence[MetricReader] | None = None,
 ) -> MetricsRecorder:
     """Return the recorder ``OTEL_METRICS_EXPORTER`` asks for (a no-op one when it is unset).
 
-    ``exporters`` replaces the ones the variable names (tests, the demo's in-memory summary).
+    ``readers`` replaces the periodic exporting readers the variable names (the demo reads its
+    summary from an in-memory reader).
     """
-    if exporters is None:
+    if readers is None:
         builders: dict[str, Callable[[], MetricExporter]] = {
             "otlp": lambda: otlp_metric_exporter(env),
             "gcp_otlp": gcp_otlp_metric_exporter,
             "console": lambda: ConsoleMetricExporter(out=stdout),
         }
-        exporters = [builders[name]() for name in metric_exporter_names(env)]
-    if not exporters:
+        names = metric_exporter_names(env)
+        readers = [PeriodicExportingMetricReader(builders[name]()) for name in names]
+    if not readers:
         return MetricsRecorder(None)
-    readers = [PeriodicExportingMetricReader(exporter) for exporter in exporters]
     # Shut down by the command, inside its exit budget, not by an atexit hook without one.
     provider = MeterProvider(
-        metric_readers=readers, resource=metrics_resource(env), shutdown_on_exit=False
+        metric_readers=list(readers), resource=metrics_resource(env), shutdown_on_exit=False
     )
     return MetricsRecorder(provider)
