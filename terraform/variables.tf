@@ -278,7 +278,7 @@ variable "metrics_exporter" {
 variable "exactly_once_delivery" {
   type        = bool
   default     = false
-  description = "Pull mode only: enable Pub/Sub exactly-once delivery on the subscription. It stops redelivery of a message after a successful ack or while it is leased, so metric counts no longer include those duplicates; it does not remove crier publishing one state twice (two message IDs), redeliveries after a nack or an expired lease (a killed worker), and it lowers throughput. docs/RELIABILITY.md has the figures."
+  description = "Pull mode only: enable Pub/Sub exactly-once delivery on the subscription. It stops redelivery of a message after a successful ack or while it is leased, so metric counts no longer include those duplicates; it does not remove crier publishing one state twice (two message IDs), redeliveries after a nack or an expired lease (a killed worker); it holds within one region, keyed by Pub/Sub's message ID. docs/RELIABILITY.md has the figures."
 }
 
 variable "request_timeout_seconds" {
