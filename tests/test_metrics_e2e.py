@@ -1,6 +1,6 @@
 """CI/CD metrics end to end: pipeline -> metrics SDK -> OTLP (real gRPC, real HTTP) -> receiver.
 
-The fault-free stream must give exactly the corpus's truth (processor.testing.metrics_truth: counts
+The fault-free stream must give exactly the corpus's truth (support.metrics_truth: counts
 and sums from the jobs' own prowjob.json), every attribute must be one the vendored semantic
 conventions define, with the metrics' required attributes, and histogram points must carry
 exemplars naming the job's trace. A metrics backend that is down must cost no trace.
@@ -17,6 +17,13 @@ from typing import Any
 import grpc
 import pytest
 import yaml
+from support.metrics_truth import (
+    corpus_truth,
+    count_differences,
+    received_tallies,
+)
+from support.oracle import RecordingExporter, handle_published
+from support.otlp_receiver import OtlpReceiver, ReceivedPoint
 from test_semconv_registry import CUSTOM_ERROR_TYPES, REGISTRY_DIR, load_registry, value_problem
 
 from processor.app import build_pipeline
@@ -25,14 +32,7 @@ from processor.core import semconv as sc
 from processor.core.metrics import DURATION_BUCKETS, RUN_DURATION, SystemErrorType
 from processor.export.metrics import MetricsRecorder, build_metrics
 from processor.pipeline import Outcome
-from processor.testing.corpus import SyntheticJob, generate, stream, write_mirror
-from processor.testing.metrics_truth import (
-    corpus_truth,
-    count_differences,
-    received_tallies,
-)
-from processor.testing.oracle import RecordingExporter, handle_published
-from processor.testing.otlp_receiver import OtlpReceiver, ReceivedPoint
+from processor.synthetic import SyntheticJob, generate, stream, write_mirror
 
 JOBS = 60
 METRIC_KINDS = {"histogram": "histogram", "counter": "sum"}

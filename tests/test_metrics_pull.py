@@ -12,8 +12,7 @@ from pathlib import Path
 
 import grpc
 import pytest
-
-from processor.testing.e2e import (
+from support.e2e import (
     CONSUMER_STOP_SECONDS,
     ConsumerSet,
     consumer_env,
@@ -23,15 +22,16 @@ from processor.testing.e2e import (
     wait_for_traces,
     wait_until,
 )
-from processor.testing.fault_rig import FaultCorpus, fault_corpus
-from processor.testing.metrics_truth import (
+from support.fault_rig import FaultCorpus, fault_corpus
+from support.metrics_truth import (
     corpus_truth,
     count_differences,
     metrics_env,
     received_tallies,
 )
-from processor.testing.otlp_receiver import OtlpReceiver
-from processor.testing.pubsub_emulator import PubSubEmulator
+from support.otlp_receiver import OtlpReceiver
+
+from processor.tools.demo.pubsub_emulator import PubSubEmulator
 
 pytestmark = pytest.mark.emulator
 

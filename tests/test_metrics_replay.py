@@ -20,10 +20,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from support.otlp_receiver import OtlpReceiver, metric_totals
 
 from processor.core import semconv as sc
 from processor.core.metrics import RUN_DURATION, SYSTEM_ERRORS
-from processor.testing.otlp_receiver import OtlpReceiver, metric_totals
 
 REAL = Path(__file__).parent / "data" / "real-prow"
 TERMINAL = {"success", "failure", "aborted", "error"}

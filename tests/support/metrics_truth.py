@@ -18,8 +18,8 @@ from datetime import UTC, datetime
 
 from processor.core import semconv as sc
 from processor.core.metrics import RUN_DURATION, RUN_ERRORS
-from processor.testing.corpus import SyntheticJob, snowflake_ms
-from processor.testing.otlp_receiver import OtlpReceiver, ReceivedPoint, metric_totals
+from processor.synthetic import SyntheticJob, snowflake_ms
+from support.otlp_receiver import OtlpReceiver, ReceivedPoint, metric_totals
 
 TERMINAL = ("success", "failure", "aborted", "error")
 FAILED = ("failure", "error")
