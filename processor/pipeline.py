@@ -15,6 +15,9 @@ FAILED        well-formed, but can never be traced        dead-letter, or ack + 
 RETRY         transient: artifacts not there yet,         nack (the subscription's backoff
               storage or exporter unavailable             applies)
 ============  ==========================================  ====================================
+
+With a :class:`MetricsSink`, each final outcome is also counted (:mod:`processor.core.metrics`):
+an exported message's run metrics, or a system error for a poison message or a failed export.
 """
 
 from __future__ import annotations

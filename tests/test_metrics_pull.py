@@ -1,4 +1,4 @@
-"""``prowtrace pull`` with metrics on, as a real process: the flush at SIGTERM, and outages.
+"""``prowtrace pull`` and ``serve`` with metrics on, as real processes: the SIGTERM flush, outages.
 
 Cloud Run sends SIGTERM and kills the instance 10 s later (scale-in, a new revision); metrics the
 instance counted since its last periodic export must go out in that window, and a metrics
@@ -91,3 +91,30 @@ def test_metrics_backend_down_neither_nacks_nor_holds_the_exit(
     assert stopped.seconds < CONSUMER_STOP_SECONDS
     assert worker.outcomes()["retry"] == 0
     assert unacked == 0
+
+
+def test_push_endpoint_counts_the_truth_and_flushes_at_sigterm(
+    pubsub_emulator: PubSubEmulator, corpus: FaultCorpus, tmp_path: Path
+) -> None:
+    """``serve`` behind a push subscription records the same counts and flushes them at SIGTERM."""
+    with OtlpReceiver() as receiver, ConsumerSet(tmp_path) as consumers:
+        env = consumer_env(
+            pubsub_emulator.host,
+            receiver,
+            corpus.mirror,
+            extra={"PROWTRACE_PUSH_AUTH": "off", **metrics_env(receiver)},
+        )
+        server, url = consumers.start_serve(env)
+        route = create_route(pubsub_emulator, PROJECT, "push", push_endpoint=f"{url}/")
+        published = set(publish_messages(pubsub_emulator, route.topic, corpus.messages))
+        wait_for_traces(receiver, corpus.expected, timeout=TRACES_TIMEOUT, consumers=consumers)
+        wait_until(
+            lambda: {r["message_id"] for r in server.message_records()} >= published,
+            TRACES_TIMEOUT,
+            "every message handled",
+        )
+        stopped = server.terminate()
+        points = receiver.points()
+    assert (stopped.returncode, stopped.killed) == (0, False), server.describe()
+    assert stopped.seconds < CONSUMER_STOP_SECONDS
+    assert count_differences(received_tallies(points), corpus_truth(corpus.jobs)) == []
