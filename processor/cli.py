@@ -24,8 +24,6 @@ if TYPE_CHECKING:  # the commands import their modules lazily, to keep --help fa
 EXIT_OK = 0
 EXIT_NOT_ALL_TRACED = 1
 EXIT_USAGE = 2
-OFFLINE_FLUSH_SECONDS = 10.0
-"""How long replay waits for its last metrics to go out (no platform deadline applies)."""
 METRICS_FLAG_HELP = (
     "also record CI/CD metrics as OTEL_METRICS_EXPORTER says (off by default: replaying "
     "history into live counters would distort them)"
@@ -90,6 +88,7 @@ def settings_from_args(args: argparse.Namespace, *, grace_default: float | None 
 def _replay(args: argparse.Namespace) -> int:
     from processor.app import build_pipeline, service_metrics  # noqa: PLC0415 - keep --help fast
     from processor.export.exporters import FanOutExporter, build_exporter  # noqa: PLC0415
+    from processor.export.metrics import OFFLINE_FLUSH_SECONDS  # noqa: PLC0415
     from processor.export.otlp_json import OtlpJsonFileExporter  # noqa: PLC0415
     from processor.tools.replay import open_input, replay  # noqa: PLC0415
 

@@ -67,6 +67,8 @@ INSTANCE_ATTRIBUTE = "service.instance.id"
 REGION_ATTRIBUTE = "cloud.region"
 SHUTDOWN_SECONDS = 1.5
 """How long the final flush may take: after an 8 s drain it still ends inside Cloud Run's 10 s."""
+OFFLINE_FLUSH_SECONDS = 10.0
+"""How long replay and backfill wait for their last metrics to go out (no platform deadline)."""
 _SAMPLED = TraceFlags(TraceFlags.SAMPLED)
 
 

@@ -508,6 +508,7 @@ def build_edges(
     from processor.app import build_pipeline, service_metrics  # noqa: PLC0415
     from processor.export.exporters import build_exporter  # noqa: PLC0415
     from processor.export.group_commit import GroupCommitExporter  # noqa: PLC0415
+    from processor.export.metrics import OFFLINE_FLUSH_SECONDS  # noqa: PLC0415
 
     exporter = GroupCommitExporter(build_exporter(env))
     metrics = service_metrics(env, wanted=plan.metrics)
@@ -517,10 +518,6 @@ def build_edges(
         PipelineSink(pipeline),
         close=[exporter.shutdown, lambda: metrics.shutdown(OFFLINE_FLUSH_SECONDS)],
     )
-
-
-OFFLINE_FLUSH_SECONDS = 10.0
-"""How long backfill waits for its last metrics to go out (no platform deadline applies)."""
 
 
 def _publisher(concurrency: int) -> Any:  # noqa: ANN401 - the untyped PublisherClient
