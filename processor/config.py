@@ -19,7 +19,9 @@ Variables (all optional):
                                    per message, still one at a time; for comparison)
 =================================  =========================================================
 
-The exporter is chosen by the standard ``OTEL_*`` variables (:mod:`processor.export.exporters`).
+The exporter is chosen by the standard ``OTEL_*`` variables (:mod:`processor.export.exporters`),
+and so are the CI/CD metrics, off unless ``OTEL_METRICS_EXPORTER`` is set
+(:mod:`processor.export.metrics`).
 
 ``prowtrace serve`` (push endpoint):
 

@@ -370,6 +370,9 @@ class BackfillOptions:
     concurrency: int = DEFAULT_CONCURRENCY
     publish: str | None = None
     dry_run: bool = False
+    metrics: bool = False
+    """Record CI/CD metrics (``OTEL_METRICS_EXPORTER``) for the traced runs: off by default,
+    since history replayed into live counters distorts them."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -381,6 +384,7 @@ class Plan:
     concurrency: int
     topic: str | None = None
     dry_run: bool = False
+    metrics: bool = False
 
     @property
     def sent_label(self) -> str:
@@ -419,6 +423,7 @@ def plan_from_options(options: BackfillOptions, now: datetime) -> Plan:
         concurrency=options.concurrency,
         topic=options.publish,
         dry_run=options.dry_run,
+        metrics=options.metrics,
     )
 
 
@@ -500,13 +505,19 @@ def build_edges(
             close=[publisher.stop, publisher.transport.close],
         )
     # Imported here: the exporters pull in gRPC and HTTP clients only this mode needs.
-    from processor.app import build_pipeline  # noqa: PLC0415
+    from processor.app import build_pipeline, service_metrics  # noqa: PLC0415
     from processor.export.exporters import build_exporter  # noqa: PLC0415
     from processor.export.group_commit import GroupCommitExporter  # noqa: PLC0415
+    from processor.export.metrics import OFFLINE_FLUSH_SECONDS  # noqa: PLC0415
 
     exporter = GroupCommitExporter(build_exporter(env))
-    pipeline = build_pipeline(settings, env, exporter=exporter, store=reader)
-    return Edges(reader, PipelineSink(pipeline), close=[exporter.shutdown])
+    metrics = service_metrics(env, wanted=plan.metrics)
+    pipeline = build_pipeline(settings, env, exporter=exporter, store=reader, metrics=metrics)
+    return Edges(
+        reader,
+        PipelineSink(pipeline),
+        close=[exporter.shutdown, lambda: metrics.shutdown(OFFLINE_FLUSH_SECONDS)],
+    )
 
 
 def _publisher(concurrency: int) -> Any:  # noqa: ANN401 - the untyped PublisherClient
