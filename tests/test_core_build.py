@@ -23,9 +23,9 @@ from core_fixtures import (
     PENDING_PUBLISH,
     POD_CREATED,
     POD_NODE,
-    POD_SCHEDULED,
     PUBLISH,
     SCENARIOS,
+    SCHEDULED_EVENT,
     SIDECAR_END,
     SNOWFLAKE_INSTANT,
     START,
@@ -296,13 +296,14 @@ def test_stale_prowjob_past_grace_ends_the_root_at_publish_time() -> None:
     assert root.attributes[sc.CICD_PIPELINE_RESULT] == "failure"
 
 
-def test_without_prowjob_the_root_sits_at_publish_time() -> None:
-    """With no prowjob.json (build-ID mode), the root is placed at the publish time."""
+def test_without_prowjob_the_root_starts_at_the_snowflake_instant() -> None:
+    """With no artifacts at all (build-ID mode), the root runs from the build ID's instant."""
     spans = SCENARIOS["no prowjob.json"]()
     assert [(span.path, span.start_ns, span.end_ns) for span in spans] == [
-        ("", to_ns(PUBLISH), to_ns(PUBLISH))
+        ("", to_ns(SNOWFLAKE_INSTANT), to_ns(PUBLISH))
     ]
     assert spans[0].attributes[sc.PROW_TIMING_SOURCE] == "publish_time"
+    assert spans[0].attributes[sc.PROW_TIMING_ESTIMATED] is True
 
 
 # --- queue -----------------------------------------------------------------------------------
@@ -356,14 +357,30 @@ def test_replayed_pending_message_with_final_prowjob_gives_the_same_queue() -> N
     assert replayed == [by_path(terminal_spans())["queue"]]
 
 
-def test_pending_message_without_pending_time_falls_back_to_publish_time() -> None:
-    """Past the grace period without pendingTime or snowflake, the publish time ends the queue."""
+def test_pending_message_without_pending_time_or_snowflake_has_no_queue_span() -> None:
+    """Without pendingTime or a snowflake the pending instant is unknown: no queue is invented."""
     arts = artifacts(
         prowjob=prowjob_doc(state="triggered", build_id=TOT_BUILD_ID, pending=None, completion=None)
     )
-    [queue] = job_spans(traceable("pending"), arts, PENDING_PUBLISH)
-    assert queue.end_ns == to_ns(PENDING_PUBLISH)
-    assert queue.attributes[sc.PROW_TIMING_SOURCE] == "publish_time"
+    assert job_spans(traceable("pending"), arts, PENDING_PUBLISH) == []
+
+
+def test_snowflake_dates_the_queue_when_prowjob_lacks_pending_time() -> None:
+    """A ProwJob from before pendingTime existed: the snowflake build ID ends the queue."""
+    arts = artifacts(prowjob=prowjob_doc(pending=None))
+    spans = by_path(job_spans(traceable("success"), arts, PUBLISH))
+    assert spans["queue"].end_ns == to_ns(SNOWFLAKE_INSTANT)
+    assert spans["queue"].attributes[sc.PROW_TIMING_SOURCE] == "snowflake"
+
+
+def test_queue_is_the_same_from_the_pending_and_the_terminal_message() -> None:
+    """The queue span depends on artifacts only, never on which message or publish time."""
+    pending_arts = artifacts(prowjob=prowjob_doc(state="pending", pending=None, completion=None))
+    (from_pending,) = job_spans(traceable("pending"), pending_arts, PENDING_PUBLISH)
+    terminal = by_path(
+        job_spans(traceable("success"), artifacts(prowjob=prowjob_doc(pending=None)), PUBLISH)
+    )
+    assert from_pending == terminal["queue"]
 
 
 def test_pending_message_without_prowjob_emits_nothing() -> None:
@@ -386,7 +403,8 @@ def test_pod_runs_from_creation_to_the_last_container_end() -> None:
 def test_schedule_runs_from_creation_to_pod_scheduled() -> None:
     """pod/schedule spans creation to the PodScheduled condition."""
     schedule = by_path(terminal_spans())["pod/schedule"]
-    assert (schedule.start_ns, schedule.end_ns) == (ns(POD_CREATED), ns(POD_SCHEDULED))
+    # the Scheduled event's MicroTime, inside the condition's (truncated) second
+    assert (schedule.start_ns, schedule.end_ns) == (ns(POD_CREATED), ns(SCHEDULED_EVENT))
 
 
 def test_container_spans_use_their_terminated_times() -> None:

@@ -610,7 +610,7 @@ def _estimated_pod(
         # first container: its window is the pod's start to started.json. With durations, the
         # repositories (cloned in parallel) took the longest record's time before that end.
         clone_end = max(to_ns(started), start_ns)
-        timed = all(record.timed for record in artifacts.clone_records)
+        timed = any(record.timed for record in artifacts.clone_records)
         longest = max(record.duration_ns for record in artifacts.clone_records)
         clone_start = max(start_ns, clone_end - longest) if timed else start_ns
         clonerefs = SpanRecord(
