@@ -194,6 +194,37 @@ def assess(folder: str, data: bytes, selection: Selection) -> RunMessage | RunRe
     )
 
 
+NEVER_RAN = (
+    "never started: the pod's containers never ran (started.json and finished.json are "
+    "missing or crier's stand-ins, and podinfo.json shows no container started)"
+)
+
+
+def never_ran(
+    prowjob: facts.ProwJob,
+    started: facts.Started | None,
+    finished: facts.Finished | None,
+    podinfo: facts.PodInfo | None,
+) -> str:
+    """Say why a pod-run job's pod never ran its containers (``""`` when it did, or may have).
+
+    initupload replaces crier's stand-in started.json as soon as the pod's init containers are
+    done, and the sidecar writes finished.json before crier would (pkg/crier/reporters/gcs/
+    reporter.go keeps a pod's own files), so crier's files at the end mean the test never ran:
+    a pod pending or scheduling timeout, or an abort before it started. Jobs of other agents
+    (tekton-pipeline, jenkins) have no pod and are never skipped here.
+    """
+    if not prowjob.runs_in_a_pod:
+        return ""
+    if any(written is not None and not written.by_crier for written in (started, finished)):
+        return ""
+    if podinfo is not None and any(
+        run.started for run in (*podinfo.init_containers, *podinfo.containers)
+    ):
+        return ""
+    return NEVER_RAN
+
+
 def superseded_by(folder: str, prowjob: facts.ProwJob) -> str:
     """Say why ``folder`` is not the run its ProwJob names (``""`` when it is)."""
     build = build_id_of(folder)
