@@ -364,7 +364,7 @@ def test_the_root_carries_the_prowjobs_labels(jobs: Replayed) -> None:
 def test_pod_pending_timeout_is_an_error_that_names_itself(
     everything: dict[SpanKey, ReceivedSpan], name: str
 ) -> None:
-    """ "Pod pending timeout.": result error (the job never ran), error.type says so (11)."""
+    """Plank's pod pending timeout: result error (it never ran), error.type says so (11)."""
     (root,) = [span for span in everything.values() if span.name == name]
     assert root.attributes[sc.CICD_PIPELINE_RESULT] == sc.RESULT_ERROR
     assert root.attributes[sc.ERROR_TYPE] == sc.ERROR_POD_PENDING_TIMEOUT
