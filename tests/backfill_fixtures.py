@@ -39,7 +39,7 @@ def expected() -> Mapping[SpanKey, ReceivedSpan]:
 
 def pod_never_ran(job: SyntheticJob) -> bool:
     """Tell whether the job is the lifecycle whose pod was created but ran no container."""
-    return job.scenario is Scenario.ABORTED_WHILE_PENDING
+    return job.scenario in {Scenario.ABORTED_WHILE_PENDING, Scenario.POD_PENDING_TIMEOUT}
 
 
 def finished(jobs: Iterable[SyntheticJob]) -> list[SyntheticJob]:

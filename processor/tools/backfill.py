@@ -340,12 +340,13 @@ class ReadAheadStore:
 
     def remember(self, folder: str, data: bytes | None) -> None:
         """Serve ``data`` for ``folder``'s prowjob.json on this thread (``None``: forget)."""
-        self._local.held = (folder, data) if data is not None else None
+        self._local.held = (folder.rstrip("/"), data) if data is not None else None
 
     def read(self, folder: str, name: str) -> bytes | None:
         """Return the remembered prowjob.json, else read from the inner store."""
         held: tuple[str, bytes] | None = getattr(self._local, "held", None)
-        if held is not None and name == facts.PROWJOB and held[0] == folder:
+        # Crier's gcs_path may end in "/" where the listed folder does not.
+        if held is not None and name == facts.PROWJOB and held[0] == folder.rstrip("/"):
             return held[1]
         return self._inner.read(folder, name)
 

@@ -245,8 +245,9 @@ def report_message(prowjob: Mapping[str, Any], gcs_path: str) -> dict[str, Any]:
     always present. ``refs`` is ``spec.refs`` then ``spec.extra_refs``, copied as prowjob.json
     holds them (crier marshals the same Go struct, so the bytes agree). Project, topic and run ID
     come from the ``prow.k8s.io/pubsub.*`` annotations, else the labels of the same name (older
-    jobs), as crier's ``findLabels`` does. ``gcs_path`` is the folder itself: crier derives it
-    from ``status.url``, which :func:`superseded_by` has checked names this folder.
+    jobs), as crier's ``findLabels`` does. ``gcs_path`` is the folder itself, as crier derives it
+    from ``status.url`` (which :func:`superseded_by` has checked names this folder), trailing
+    ``/`` included.
     """
     metadata = _object(prowjob.get("metadata"))
     spec = _object(prowjob.get("spec"))
@@ -267,7 +268,9 @@ def report_message(prowjob: Mapping[str, Any], gcs_path: str) -> dict[str, Any]:
         "runid": routing(PUBSUB_RUN_ID),
         "status": status.get("state") or "",
         "url": status.get("url") or "",
-        "gcs_path": gcs_path,
+        # Crier cuts gcs_path out of status.url, so a URL template ending in "/" (knative's)
+        # leaves one on it too (generateMessageFromPJ, pkg/crier/reporters/pubsub/reporter.go).
+        "gcs_path": gcs_path + "/" if str(status.get("url") or "").endswith("/") else gcs_path,
     }
     if refs:
         message["refs"] = refs
