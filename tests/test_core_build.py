@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -19,11 +20,13 @@ from core_fixtures import (
     JOB,
     MAIN_COMMANDS,
     MAIN_SHA,
+    MERGED_SHA,
     PENDING,
     PENDING_PUBLISH,
     POD_CREATED,
     POD_NODE,
     PUBLISH,
+    PULL_SHA,
     SCENARIOS,
     SCHEDULED_EVENT,
     SIDECAR_END,
@@ -702,3 +705,93 @@ def test_pending_queue_matches_terminal_queue_when_the_job_ends_within_a_second(
         pending - timedelta(seconds=5), pending, pending, build_id
     )
     assert pending_queue == terminal_queue
+
+
+# --- real-Prow shapes (issue 10) ---------------------------------------------------------------
+
+CRIER = {"uploader": "crier"}
+
+
+def _crier_started() -> dict[str, Any]:
+    return {"timestamp": STARTED_EPOCH, "repo-commit": MERGED_SHA, "metadata": CRIER}
+
+
+def _crier_finished(state: str) -> dict[str, Any]:
+    return {"timestamp": FINISHED_EPOCH, "passed": False, "metadata": CRIER, "result": state}
+
+
+def test_crier_written_started_and_finished_make_no_test_container() -> None:
+    """Crier's stand-ins carry the ProwJob's times: no container span is made of them."""
+    arts = artifacts(
+        prowjob=prowjob_doc(state="error", description="Pod pending timeout."),
+        started=_crier_started(),
+        finished=_crier_finished("error"),
+    )
+    spans = by_path(job_spans(traceable("error"), arts, PUBLISH))
+    assert set(spans) == {"", "queue", "pod"}
+    assert spans["pod"].attributes[sc.PROW_TIMING_ESTIMATED] is True
+
+
+def test_pod_pending_timeout_is_an_error_with_its_own_error_type() -> None:
+    """Plank's "Pod pending timeout.": result error, error.type pod_pending_timeout."""
+    arts = artifacts(prowjob=prowjob_doc(state="error", description="Pod pending timeout."))
+    root = job_spans(traceable("error"), arts, PUBLISH)[0]
+    assert root.attributes[sc.CICD_PIPELINE_RESULT] == sc.RESULT_ERROR
+    assert root.attributes[sc.ERROR_TYPE] == sc.ERROR_POD_PENDING_TIMEOUT
+
+
+def test_crier_finished_json_is_no_evidence_of_a_failed_test() -> None:
+    """A failure whose finished.json is crier's says nothing of why: error.type _OTHER."""
+    arts = artifacts(prowjob=prowjob_doc(), finished=_crier_finished("failure"))
+    root = job_spans(traceable("failure"), arts, PUBLISH)[0]
+    assert root.attributes[sc.ERROR_TYPE] == sc.ERROR_OTHER
+
+
+@pytest.mark.parametrize("agent", ["tekton-pipeline", "jenkins"])
+def test_jobs_of_agents_without_a_pod_get_no_pod_spans(agent: str) -> None:
+    """Tekton and Jenkins jobs run no pod: root and queue only, whatever files exist."""
+    doc = prowjob_doc(state="success")
+    doc["spec"]["agent"] = agent
+    arts = artifacts(prowjob=doc, started=_crier_started(), finished=_crier_finished("success"))
+    assert set(by_path(job_spans(traceable("success"), arts, PUBLISH))) == {"", "queue"}
+
+
+def test_untimed_clone_records_share_the_clonerefs_window_as_estimates() -> None:
+    """Clone records without durations: commands spread over clonerefs' window, estimated."""
+    records = clone_records_doc()
+    for record in records:
+        record.pop("duration")
+        for command in record["commands"]:
+            command.pop("duration")
+    arts = artifacts(
+        prowjob=prowjob_doc(), clone_records=records, started=started_doc(), finished=finished_doc()
+    )
+    spans = job_spans(traceable("failure"), arts, PUBLISH)
+    clonerefs = by_path(spans)["pod/init/clonerefs"]
+    commands = [span for span in spans if span.parent and span.parent.count("/clone/") == 1]
+    assert clonerefs.end_ns == STARTED_EPOCH * 1_000_000_000
+    assert clonerefs.start_ns == to_ns(SNOWFLAKE_INSTANT)  # the pod's (estimated) start
+    assert all(span.end_ns > span.start_ns for span in commands)
+    assert all(span.attributes[sc.PROW_TIMING_ESTIMATED] is True for span in commands)
+
+
+def test_gcs_path_with_a_trailing_slash_gives_the_same_spans() -> None:
+    """Crier's gcs_path ends in '/' when the URL template does; the spans do not change."""
+    arts = artifacts(prowjob=prowjob_doc())
+    plain = job_spans(traceable("success"), arts, PUBLISH)
+    slashed = traceable("success")
+    slashed = replace(
+        slashed, message=replace(slashed.message, gcs_path=slashed.message.gcs_path + "/")
+    )
+    assert job_spans(slashed, arts, PUBLISH) == plain
+
+
+def test_presubmit_head_revision_is_the_pulls_commit_on_root_and_clone() -> None:
+    """vcs.ref.head.revision: the pull's SHA on the root and the clone span alike."""
+    spans = by_path(terminal_spans())
+    clone = next(
+        span for path, span in spans.items() if path.endswith("clone/kubernetes/kubernetes")
+    )
+    assert spans[""].attributes[sc.VCS_REF_HEAD_REVISION] == PULL_SHA
+    assert clone.attributes[sc.VCS_REF_HEAD_REVISION] == PULL_SHA
+    assert clone.attributes[sc.PROW_CLONE_FINAL_SHA] == MERGED_SHA
