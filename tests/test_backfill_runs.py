@@ -11,7 +11,7 @@ import pytest
 
 from processor.artifacts import UnsupportedLocation
 from processor.core import facts
-from processor.testing.corpus import Scenario, SyntheticJob, generate, message_bytes
+from processor.synthetic import Scenario, SyntheticJob, generate, message_bytes
 from processor.tools.backfill_runs import (
     NEVER_RAN,
     RunMessage,

@@ -15,6 +15,15 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from support.oracle import (
+    RecordingExporter,
+    SpanKey,
+    assert_traces_complete,
+    orphans,
+    shape_problems,
+    traces_of,
+)
+from support.otlp_receiver import ReceivedSpan, unique_spans_of
 
 from processor.artifacts.mirror import MirrorArtifactStore
 from processor.cli import main
@@ -24,15 +33,6 @@ from processor.export.exporters import build_resource
 from processor.export.otel import SpanConverter
 from processor.export.otlp_json import read_otlp_json
 from processor.pipeline import Outcome, Pipeline, PipelineSettings
-from processor.testing.oracle import (
-    RecordingExporter,
-    SpanKey,
-    assert_traces_complete,
-    orphans,
-    shape_problems,
-    traces_of,
-)
-from processor.testing.otlp_receiver import ReceivedSpan, unique_spans_of
 from processor.tools.backfill import PipelineSink, ReadAheadStore, run_backfill
 from processor.tools.backfill_progress import Tally
 from processor.tools.backfill_runs import NEVER_RAN, RunOutcome, Selection
