@@ -510,15 +510,27 @@ def _pod_record(  # noqa: PLR0913 - the facts one pod span is made of
     )
 
 
+_POD_DONE = frozenset({"Succeeded", "Failed"})
+"""Pod phases after which a container that has not started never will."""
+
+
 def _waiting(podinfo: PodInfo | None) -> tuple[str, ...]:
-    """``<span name>: <reason>`` of each container still waiting when the pod was reported."""
+    """``<span name>: <reason>`` of each container still waiting when the pod was reported.
+
+    In a pod that is done, ``PodInitializing`` only says the pod never got to the container (an
+    init container failed before it): left out as noise. Every other reason (ImagePullBackOff,
+    ErrImagePull, CreateContainerConfigError, ...) is what kept the container from running.
+    """
     if podinfo is None:
         return ()
+    done = podinfo.phase in _POD_DONE
     return tuple(
         scrub(f"{kind}/{run.name}: {run.waiting_reason}", 256)
         for kind, runs in (("init", podinfo.init_containers), ("container", podinfo.containers))
         for run in runs
-        if run.started is None and run.waiting_reason
+        if run.started is None
+        and run.waiting_reason
+        and not (done and run.waiting_reason == "PodInitializing")
     )
 
 
@@ -530,11 +542,11 @@ def _observed_pod(
     ends = [to_ns(run.finished) for run in runs if run.finished]
     # A container still running when podinfo.json was written (the job was aborted and the pod
     # deleted) ran until the job ended: that is the best end the artifacts give it. So did a pod
-    # whose containers never all ended (stuck initializing until plank deleted it).
+    # still Pending or Running with containers that never started (plank deleted it at the end).
     unfinished = any(run.started and not run.finished for run in runs)
-    never_started = any(run.started is None for run in runs)
+    stuck = podinfo.phase not in _POD_DONE and any(run.started is None for run in runs)
     start_ns = to_ns(podinfo.created)
-    end_ns = max(ends) if ends and not unfinished and not never_started else root.end_ns
+    end_ns = max(ends) if ends and not unfinished and not stuck else root.end_ns
     records = [_pod_record(job, state, start_ns, end_ns, podinfo=podinfo, estimated=False)]
     if podinfo.scheduled:
         records.append(
