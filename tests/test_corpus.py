@@ -182,6 +182,7 @@ EXPECTED_FILES = {
     Scenario.POD_REVIVED: BASE | {"clone-records.json", "podinfo.json"},
     Scenario.FLAKY_CLONE: BASE | {"clone-records.json", "podinfo.json"},
     Scenario.POD_PENDING_TIMEOUT: BASE,
+    Scenario.IMAGE_PULL_BACKOFF: BASE | {"clone-records.json", "podinfo.json"},
     Scenario.TEKTON_PIPELINE: BASE,
     Scenario.LEGACY_ARTIFACTS: BASE | {"clone-records.json"},
 }
@@ -194,6 +195,7 @@ EXPECTED_STATES = {
     Scenario.ERROR_BEFORE_PENDING: ["triggered", "error"],
     Scenario.ERROR_EMPTY_JOB: ["error"],
     Scenario.POD_PENDING_TIMEOUT: ["triggered", "pending", "error"],
+    Scenario.IMAGE_PULL_BACKOFF: ["triggered", "pending", "error"],
 }
 
 
@@ -302,6 +304,22 @@ def test_pod_pending_timeout_is_a_2019_error_with_only_crier_files(
         assert "pendingTime" not in status
         assert load(job, "started.json")["metadata"] == {"uploader": "crier"}
         assert load(job, "finished.json")["metadata"] == {"uploader": "crier"}
+
+
+def test_image_pull_backoff_leaves_a_pending_pod_with_a_waiting_test(
+    each: list[SyntheticJob],
+) -> None:
+    """An unpullable test image: Pending pod, test in ImagePullBackOff, crier's finished.json."""
+    for job in of(each, Scenario.IMAGE_PULL_BACKOFF):
+        podinfo = load(job, "podinfo.json")
+        status = podinfo["pod"]["status"]
+        assert status["phase"] == "Pending"
+        test = next(c for c in status["containerStatuses"] if c["name"] == "test")
+        assert test["state"]["waiting"]["reason"] == "ImagePullBackOff"
+        assert any(event["reason"] == "Failed" for event in podinfo["events"])
+        assert "metadata" not in load(job, "started.json")
+        assert load(job, "finished.json")["metadata"] == {"uploader": "crier"}
+        assert load(job, "prowjob.json")["status"]["description"] == "Pod pending timeout."
 
 
 def test_tekton_job_has_no_pod(each: list[SyntheticJob]) -> None:

@@ -26,6 +26,7 @@ from processor.synthetic.fleet import (
     uuid4,
 )
 from processor.synthetic.lifecycle import (
+    PENDING_TIMEOUT_MS,
     PodPlan,
     PodRun,
     run_pod,
@@ -360,6 +361,7 @@ def _plan(
     cut = round(test_ms * rng.uniform(0.1, 0.7))
     aborts = first and traits.interruption is Interruption.ABORT_RUNNING
     evicts = first and traits.interruption is Interruption.EVICTION
+    unpullable = first and traits.interruption is Interruption.IMAGE_PULL_BACKOFF
     return PodPlan(
         uid=uuid4(rng),
         build_id=build_id,
@@ -373,6 +375,7 @@ def _plan(
         head_time_s=at_ms // 1000 - rng.randrange(3600, 3 * 86400),
         abort_after_ms=cut if aborts else None,
         evict_after_ms=cut if evicts else None,
+        image_unpullable=unpullable,
     )
 
 
@@ -488,10 +491,6 @@ def _abort_pending(rng: random.Random, job: _Job, pending_ms: int) -> _Ending:
     return _Ending("aborted", abort_ms, completion, build_id, 0, None)
 
 
-PENDING_TIMEOUT_MS = 10 * 60 * 1000
-"""Plank's default ``pod_pending_timeout`` (10m)."""
-
-
 def _pending_timeout(rng: random.Random, job: _Job, pending_ms: int) -> _Ending:
     """End a pod that never left Pending: plank errors the job after its pending timeout."""
     error_ms = pending_ms + PENDING_TIMEOUT_MS + uniform_ms(rng, 1000, 30_000)
@@ -532,6 +531,9 @@ def _run_pods(ctx: _Context, setup: _Setup, job: _Job, pending: Status, build_id
         build_id = str(snowflake_id(retry_ms, rng.choice((0, 0, 1))))
         pod = run_pod(rng, _plan(ctx, setup, build_id, retry_ms, replaces=pod))
     job.artifacts.update(_pod_files(spec, pod))
+    if pod.waiting and pod.deletion_ms is not None:  # pending timeout: plank errors, deletes
+        job.artifacts["finished.json"] = crier_finished_json(pod.deletion_ms // 1000, "error")
+        return _Ending("error", pod.deletion_ms, pod.deletion_ms, build_id, revivals, pod)
     if pod.deletion_ms is not None:  # aborted mid-run: TerminateOlderJobs, then plank deletes
         abort_ms = pod.deletion_ms - uniform_ms(rng, 50, 400)
         completion = pod.deletion_ms + uniform_ms(rng, 5, 60)

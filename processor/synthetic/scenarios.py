@@ -76,6 +76,13 @@ class Scenario(enum.Enum):
     """A ProwJob of the ``tekton-pipeline`` agent (real corpus J8): a PipelineRun, not a pod. No
     ``pod_spec``, no ``decoration_config``, no ``pod_name``; the only files are crier's
     (prowjob.json, started.json, finished.json). A trace has no pod to show."""
+    IMAGE_PULL_BACKOFF = "image-pull-backoff"
+    """Today's shape of a pod pending timeout (real corpus variant 4): clonerefs and initupload
+    ran (so initupload's ``started.json`` exists), but the test image cannot be pulled; kubelet
+    backs off (``Failed``/``BackOff`` events) and the pod stays Pending with ``test`` waiting in
+    ``ImagePullBackOff`` until plank errors the job (``Pod pending timeout.``) and deletes the pod.
+    ``podinfo.json`` shows the terminating pod, its sidecar still running; ``finished.json`` is
+    crier's."""
     LEGACY_ARTIFACTS = "legacy-artifacts"
     """A run written by a 2019-2022 Prow (real corpus J1 and J5): a ``tot`` build ID and no
     ``pendingTime`` (nothing dates the pending instant), clone records without durations
@@ -110,6 +117,7 @@ class Interruption(enum.Enum):
     POD_REFUSED = enum.auto()
     GANGWAY_REJECTED = enum.auto()
     POD_PENDING_TIMEOUT = enum.auto()
+    IMAGE_PULL_BACKOFF = enum.auto()
 
 
 @dataclass(frozen=True, slots=True)
@@ -155,6 +163,9 @@ TRAITS: dict[Scenario, Traits] = {
     Scenario.POD_PENDING_TIMEOUT: Traits(
         JobType.PRESUBMIT, interruption=Interruption.POD_PENDING_TIMEOUT, podinfo=False, legacy=True
     ),
+    Scenario.IMAGE_PULL_BACKOFF: Traits(
+        JobType.PRESUBMIT, interruption=Interruption.IMAGE_PULL_BACKOFF
+    ),
     Scenario.TEKTON_PIPELINE: Traits(JobType.PERIODIC, agent="tekton-pipeline", podinfo=False),
     Scenario.LEGACY_ARTIFACTS: Traits(JobType.POSTSUBMIT, tot=True, podinfo=False, legacy=True),
 }
@@ -176,6 +187,7 @@ MIX_WEIGHTS: dict[Scenario, float] = {
     Scenario.POD_REVIVED: 1,
     Scenario.FLAKY_CLONE: 2,
     Scenario.POD_PENDING_TIMEOUT: 0.5,
+    Scenario.IMAGE_PULL_BACKOFF: 0.5,
     Scenario.TEKTON_PIPELINE: 1,
     Scenario.LEGACY_ARTIFACTS: 0.5,
 }

@@ -59,6 +59,7 @@ SCENARIO_NOTES = {
     Scenario.POD_REVIVED: "its pod was evicted mid-test and rerun under a new build ID",
     Scenario.FLAKY_CLONE: "a git fetch failed once and clonerefs retried it",
     Scenario.POD_PENDING_TIMEOUT: "its pod never left Pending: plank's pod pending timeout",
+    Scenario.IMAGE_PULL_BACKOFF: "its test image never pulled (ImagePullBackOff): pending timeout",
     Scenario.TEKTON_PIPELINE: "a tekton-pipeline job: a PipelineRun, no pod to show",
     Scenario.LEGACY_ARTIFACTS: "written by an older Prow: no pendingTime, clone records untimed",
 }
