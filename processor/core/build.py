@@ -18,8 +18,10 @@ Tree (path → span name)::
     pod/container/<name>                container/<name>   each container; job containers are tasks
 
 Timings, best source first: a snowflake build ID gives the pending instant to the millisecond;
-prowjob.json and the Pod give seconds; the publish time is the last resort. Without podinfo.json
-the pod's inner spans are estimated from started.json/finished.json and marked as such.
+prowjob.json and the Pod give seconds; the publish time is the last resort, and only for the
+root's end (the queue never uses it: it differs between live, replay and backfill). Without
+podinfo.json the pod's inner spans are estimated from the pod's own started.json/finished.json
+(never crier's stand-ins) and marked as such. Jobs of agents other than ``kubernetes`` have no pod.
 """
 
 from __future__ import annotations
