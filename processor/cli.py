@@ -38,7 +38,8 @@ def _add_core_options(parser: argparse.ArgumentParser, *, grace_default: float |
         "--id-mode",
         choices=["uid", "build-id"],
         help="uid: trace ID = ProwJob UID, as Istio's tracing.sh (default; needs prowjob.json); "
-        "build-id: hash of job name and build ID, for deployments that cannot read artifacts",
+        "build-id: hash of job name and build ID, for deployments that cannot read artifacts "
+        "or whose runs have no prowjob.json (crier's GCS reporter off)",
     )
     group.add_argument(
         "--artifacts",

@@ -41,6 +41,7 @@ from processor.core import facts
 from processor.core.build import job_spans
 from processor.core.ids import IdMode, JobIdentity, identity_from_build, identity_from_uid
 from processor.core.jsonshape import ShapeError
+from processor.core.labels import KEEP_ALL_LABELS, LabelFilter
 from processor.core.message import (
     Delivery,
     Invalid,
@@ -111,6 +112,8 @@ class PipelineSettings:
     id_mode: IdMode = IdMode.UID
     grace: timedelta = timedelta(minutes=5)
     """How long after the publish time missing or stale artifacts are waited for (RETRY)."""
+    labels: LabelFilter = KEEP_ALL_LABELS
+    """Which ProwJob labels go onto the root span."""
 
 
 class MetricsSink(Protocol):
@@ -210,17 +213,20 @@ class Pipeline:
             return _with(base, outcome, reason)
         identity = self._identity(traceable, gathered)
         if identity is None:
-            where = (
-                "has no metadata.name" if gathered.prowjob else "is missing past the grace period"
-            )
-            return _with(
-                base,
-                Outcome.FAILED,
-                f"prowjob.json {where}: without the ProwJob UID the trace ID cannot be derived "
-                "in uid mode",
-            )
+            if gathered.prowjob:
+                reason = (
+                    "prowjob.json has no metadata.name: without the ProwJob UID the trace ID "
+                    "cannot be derived in uid mode"
+                )
+            else:
+                reason = (
+                    "prowjob.json is missing past the grace period: uid mode needs it (the "
+                    "ProwJob UID is the trace ID). If crier's GCS reporter is off in this Prow, "
+                    "no run has one: deploy with PROWTRACE_ID_MODE=build-id (--id-mode build-id)"
+                )
+            return _with(base, Outcome.FAILED, reason)
         try:
-            records = job_spans(traceable, gathered, delivery.publish_time)
+            records = job_spans(traceable, gathered, delivery.publish_time, self._settings.labels)
         except (ValueError, OverflowError) as error:
             return _with(base, Outcome.FAILED, f"could not build spans: {error}")
         job = gathered.prowjob.job if gathered.prowjob and gathered.prowjob.job else base.job
