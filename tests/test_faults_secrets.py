@@ -160,8 +160,9 @@ def test_no_planted_secret_reaches_an_exported_span(tmp_path: Path) -> None:
         outcomes.append(pipeline.handle(Delivery(data, publish)).outcome)
 
     exported = "\n".join(span.to_json() for span in collect.spans)
-    # Most real messages are INVALID today (crier's newer refs shape; issue 10 fixes that):
-    # the ones traced still carry every field the build reads.
-    assert outcomes.count(Outcome.EXPORTED) >= 3
+    # Many vendored messages are INVALID or carry no spans; the traced ones hold every artifact
+    # field the build reads, each with a planted secret.
+    assert outcomes.count(Outcome.EXPORTED) >= 2
+    assert len(collect.spans) > 10
     assert counter[0] > 500  # secrets really were planted widely
     assert leaked(exported) == []
