@@ -22,6 +22,7 @@ from processor.core.spans import SpanEvent, SpanRecord, identify
 from processor.export.otel import SpanConverter
 from processor.export.otlp_encode import encode_spans
 from processor.pipeline import Outcome, Pipeline, PipelineSettings
+from processor.tools.replay import parse_line
 
 REAL_PROW = Path(__file__).parent / "data" / "real-prow"
 GRPC_DEFAULT_MAX_BYTES = 4 * 1024 * 1024  # grpc's default max receive size, the Collector's too
@@ -188,25 +189,31 @@ class _Collect(SpanExporter):
         return SpanExportResult.SUCCESS
 
 
-def test_the_real_corpus_crosses_the_border_untouched() -> None:
+@pytest.mark.parametrize("corpus", [REAL_PROW, REAL_PROW / "variants"], ids=["jobs", "variants"])
+def test_the_real_corpus_crosses_the_border_untouched(corpus: Path) -> None:
     """Every real Prow message is traced with nothing trimmed: the caps only bite hostile input."""
     collect = _Collect()
     pipeline = Pipeline(
-        MirrorArtifactStore(REAL_PROW / "mirror"),
+        MirrorArtifactStore(corpus / "mirror"),
         collect,
         SpanConverter(Resource({})),
         PipelineSettings(id_mode=IdMode.UID),
         clock=lambda: datetime(2100, 1, 1, tzinfo=UTC),
     )
-    lines = (REAL_PROW / "messages.jsonl").read_text().splitlines()
-    publish = datetime(2024, 1, 1, tzinfo=UTC)
+    deliveries = [
+        parse_line(line, datetime(2026, 12, 1, tzinfo=UTC))
+        for line in (corpus / "messages.jsonl").read_text().splitlines()
+    ]
 
     with structlog.testing.capture_logs() as logs:
-        outcomes = [pipeline.handle(Delivery(line.encode(), publish)).outcome for line in lines]
+        outcomes = [
+            pipeline.handle(delivery).outcome
+            for delivery in deliveries
+            if isinstance(delivery, Delivery)
+        ]
 
-    assert Outcome.EXPORTED in outcomes
+    assert outcomes.count(Outcome.EXPORTED) >= 4
     assert not [log for log in logs if log["event"] == "spans_trimmed"]
-    assert collect.spans
     for span in collect.spans:
         assert len(span.name) <= MAX_ATTRIBUTE_CHARS
         assert len(span.events) <= border.MAX_EVENTS_PER_SPAN
