@@ -14,4 +14,7 @@ if [ "$#" -ne 1 ]; then
 fi
 
 cd "$(dirname "$0")/.."
-UV_PROJECT_ENVIRONMENT="$1" exec uv sync --frozen --no-dev --no-editable
+# --reinstall-package: build prowtrace from this tree every time. uv's cache keys a local
+# project's build on pyproject.toml alone, so without it an edit to processor/ could install a
+# stale wheel from the cache (the tests' offline installs use the cache).
+UV_PROJECT_ENVIRONMENT="$1" exec uv sync --frozen --no-dev --no-editable --reinstall-package prowtrace
