@@ -253,7 +253,6 @@ def _demo(args: argparse.Namespace) -> int:
         jobs=args.jobs,
         seed=args.seed,
         output=Path(args.output),
-        use_emulator=not args.no_emulator,
         keep=args.keep,
     )
     return demo_main(options)
@@ -432,8 +431,9 @@ def build_parser() -> argparse.ArgumentParser:
         "drawn as waterfalls (no cloud account needed)",
         description=(
             "Generate a dozen realistic Prow job lifecycles with their artifacts, publish crier's "
-            "messages to Google's Pub/Sub emulator (or, if it is not installed, an in-process "
-            "Pub/Sub server), trace them with the real pull worker and draw each job's trace. "
+            "messages to Google's Pub/Sub emulator, trace them with the real pull worker and "
+            "draw each job's trace (without the emulator, it writes the same jobs for "
+            "`prowtrace replay` and prints the commands). "
             "The traces are also written to an OTLP JSON file for `prowtrace show`, and sent to "
             "OTEL_EXPORTER_OTLP_ENDPOINT when it is set (e.g. a local Jaeger or Tempo). Needs no "
             "network beyond 127.0.0.1 and cleans up everything it starts."
@@ -450,11 +450,6 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="FILE",
         default="prowtrace-demo-traces.jsonl",
         help="OTLP JSON file to write (default prowtrace-demo-traces.jsonl, replaced if present)",
-    )
-    demo.add_argument(
-        "--no-emulator",
-        action="store_true",
-        help="use the in-process Pub/Sub server even if Google's emulator is installed",
     )
     demo.add_argument(
         "--keep",

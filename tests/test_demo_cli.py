@@ -131,7 +131,7 @@ def test_a_signal_mid_run_kills_the_emulator_and_removes_everything(
 def test_a_reader_that_goes_away_still_leaves_nothing_behind(tmp_path: Path) -> None:
     """``prowtrace demo | head``: the demo stops quietly and still cleans up."""
     with subprocess.Popen(  # noqa: S603 - our own entry point, fixed arguments
-        [str(PROWTRACE), "demo", "--no-emulator"],
+        [str(PROWTRACE), "demo"],
         cwd=tmp_path,
         env=_environment(tmp_path),
         stdout=subprocess.PIPE,
@@ -150,31 +150,19 @@ def test_a_reader_that_goes_away_still_leaves_nothing_behind(tmp_path: Path) -> 
 
 
 def test_the_parser_takes_the_demo_flags() -> None:
-    """``demo`` accepts --jobs, --seed, --output, --no-emulator and --keep."""
+    """``demo`` accepts --jobs, --seed, --output and --keep."""
     args = build_parser().parse_args(
-        ["demo", "--jobs", "3", "--seed", "9", "--output", "t.jsonl", "--no-emulator", "--keep"]
+        ["demo", "--jobs", "3", "--seed", "9", "--output", "t.jsonl", "--keep"]
     )
 
-    assert (args.jobs, args.seed, args.output, args.no_emulator, args.keep) == (
-        3,
-        9,
-        "t.jsonl",
-        True,
-        True,
-    )
+    assert (args.jobs, args.seed, args.output, args.keep) == (3, 9, "t.jsonl", True)
 
 
 def test_the_parser_defaults_match_the_readme() -> None:
-    """Without flags: 12 jobs, a fresh seed, the default file, the emulator, nothing kept."""
+    """Without flags: 12 jobs, a fresh seed, the default file, nothing kept."""
     args = build_parser().parse_args(["demo"])
 
-    assert (args.jobs, args.seed, args.output, args.no_emulator, args.keep) == (
-        12,
-        None,
-        DEFAULT_FILE,
-        False,
-        False,
-    )
+    assert (args.jobs, args.seed, args.output, args.keep) == (12, None, DEFAULT_FILE, False)
 
 
 @pytest.mark.parametrize("jobs", [0, -1, 1001])

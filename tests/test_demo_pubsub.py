@@ -1,4 +1,4 @@
-"""Choosing the demo's Pub/Sub server: the emulator, or the in-process one and why."""
+"""The demo's Pub/Sub: Google's emulator, or a clear reason why it cannot run."""
 
 from __future__ import annotations
 
@@ -6,42 +6,40 @@ from contextlib import ExitStack
 from pathlib import Path
 
 import pytest
+from demo_helpers import is_alive
 
 from processor.tools.demo.pubsub import (
-    IN_PROCESS,
+    EmulatorUnavailable,
     PubSubClients,
     create_topic_and_subscription,
     failure_reason,
-    start_pubsub,
+    start_emulator,
 )
 from processor.tools.demo.pubsub_emulator import PubSubEmulator
 
 
-def test_without_the_emulator_the_in_process_server_runs_until_the_stack_closes() -> None:
-    """--no-emulator: the in-process server serves the demo's calls, and stops with the stack."""
+@pytest.mark.emulator
+def test_the_emulator_serves_the_demos_calls_until_the_stack_closes() -> None:
+    """The emulator takes the topic and subscription, and is stopped with the stack."""
     with ExitStack() as stack:
-        server = start_pubsub(stack, use_emulator=False, emulator_factory=PubSubEmulator)
+        server = start_emulator(stack, PubSubEmulator)
         clients = PubSubClients(server.host)
         stack.callback(clients.close)
         topic, subscription = create_topic_and_subscription(clients)
 
-    assert (server.label, server.pid, server.fallback_reason) == (IN_PROCESS, None, "")
+    assert server.host.startswith("127.0.0.1:")
     assert topic == "projects/acme-prow/topics/prowjob-events"
     assert subscription == "projects/acme-prow/subscriptions/prowtrace-demo"
+    assert not is_alive(server.pid)
 
 
-def test_a_missing_emulator_falls_back_and_says_it_is_not_installed(tmp_path: Path) -> None:
-    """No launcher: the in-process server, with the reason naming the Debian package."""
-    with ExitStack() as stack:
-        server = start_pubsub(
-            stack,
-            use_emulator=True,
-            emulator_factory=lambda: PubSubEmulator(launcher=tmp_path / "absent"),
-        )
+def test_a_missing_emulator_is_refused_naming_the_debian_package(tmp_path: Path) -> None:
+    """No launcher: EmulatorUnavailable, with a reason naming the package to install."""
+    with ExitStack() as stack, pytest.raises(EmulatorUnavailable) as missing:
+        start_emulator(stack, lambda: PubSubEmulator(launcher=tmp_path / "absent"))
 
-    assert not server.is_emulator
-    assert "not installed" in server.fallback_reason
-    assert "google-cloud-cli-pubsub-emulator" in server.fallback_reason
+    assert "not installed" in missing.value.reason
+    assert "google-cloud-cli-pubsub-emulator" in missing.value.reason
 
 
 @pytest.mark.parametrize(

@@ -17,6 +17,7 @@ from processor.tools.demo.report import (
     header,
     print_summary,
     print_waterfalls,
+    replay_offer,
 )
 from processor.tools.demo.sinks import Delivery
 from processor.tools.waterfall import build_trace_views
@@ -156,3 +157,23 @@ def test_the_command_prefix_follows_how_prowtrace_was_started() -> None:
     """Under ``uv run`` (UV is set) the hints say ``uv run prowtrace``."""
     assert command_prefix({"UV": "/usr/bin/uv"}) == "uv run prowtrace"
     assert command_prefix({}) == "prowtrace"
+
+
+def test_without_the_emulator_the_replay_and_show_commands_are_offered() -> None:
+    """The offer says why it stopped, how to install it, and the two commands to paste."""
+    lines = replay_offer(
+        "is not installed (Debian package x)",
+        Path("/t/messages.jsonl"),
+        Path("/t/bucket-mirror"),
+        Path("out.jsonl"),
+        "uv run prowtrace",
+    )
+    text = "\n".join(line.plain for line in lines)
+
+    assert "Google's Pub/Sub emulator is not installed (Debian package x)" in text
+    assert "apt-get install google-cloud-cli-pubsub-emulator" in text
+    assert (
+        "OTEL_TRACES_EXPORTER=none uv run prowtrace replay --artifacts-mirror /t/bucket-mirror "
+        "--otlp-json out.jsonl /t/messages.jsonl"
+    ) in text
+    assert "uv run prowtrace show out.jsonl" in text

@@ -5,6 +5,8 @@ from __future__ import annotations
 import io
 import os
 import socket
+import subprocess
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -18,7 +20,7 @@ from support.otlp_receiver import OtlpReceiver
 
 from processor.tools.demo import DemoOptions, DemoResult, run_demo
 from processor.tools.demo.pubsub_emulator import PubSubEmulator, find_launcher
-from processor.tools.demo.run import DemoFailed
+from processor.tools.demo.run import DemoFailed, EmulatorMissing
 
 SEED = 11
 NOW = datetime(2026, 11, 20, 9, 30, tzinfo=UTC)
@@ -37,7 +39,6 @@ class Run:
 def demo(
     tmp_path: Path,
     *,
-    use_emulator: bool,
     jobs: int = 12,
     keep: bool = False,
     emulator_factory: Callable[[], PubSubEmulator] = PubSubEmulator,
@@ -47,9 +48,7 @@ def demo(
     temp_parent.mkdir(exist_ok=True)
     traces_file = tmp_path / "traces.jsonl"
     out = io.StringIO()
-    options = DemoOptions(
-        jobs=jobs, seed=SEED, output=traces_file, use_emulator=use_emulator, keep=keep
-    )
+    options = DemoOptions(jobs=jobs, seed=SEED, output=traces_file, keep=keep)
     result = run_demo(
         options,
         Console(file=out, width=120, color_system=None),
@@ -64,19 +63,12 @@ def demo(
 def emulator_run(tmp_path_factory: pytest.TempPathFactory) -> Run:
     """Run the demo once on Google's emulator (a missing emulator fails here, never skips)."""
     find_launcher()  # raises EmulatorNotFound, naming the package, if it is not installed
-    return demo(tmp_path_factory.mktemp("emulator-run"), use_emulator=True)
-
-
-@pytest.fixture(scope="module")
-def in_process_run(tmp_path_factory: pytest.TempPathFactory) -> Run:
-    """Run the demo once on the in-process Pub/Sub server."""
-    return demo(tmp_path_factory.mktemp("in-process-run"), use_emulator=False)
+    return demo(tmp_path_factory.mktemp("emulator-run"))
 
 
 @pytest.mark.emulator
 def test_the_emulator_run_uses_googles_emulator(emulator_run: Run) -> None:
-    """With the emulator installed, the demo runs on it, not on the fallback."""
-    assert emulator_run.result.server.is_emulator
+    """The demo runs on Google's emulator and says where."""
     assert "Started Google's Pub/Sub emulator on 127.0.0.1:" in emulator_run.output
 
 
@@ -121,41 +113,22 @@ def test_the_emulator_run_leaves_no_temporary_directory(emulator_run: Run) -> No
     assert list(emulator_run.temp_parent.iterdir()) == []
 
 
-def test_the_in_process_run_writes_exactly_the_oracles_spans(
-    in_process_run: Run, tmp_path: Path
-) -> None:
-    """Without the emulator the same stream gives the same spans."""
-    expected = oracle(12, SEED, NOW, tmp_path)
-
-    assert not in_process_run.result.server.is_emulator
-    assert file_spans(in_process_run.traces_file) == oracle_contents(expected)
-
-
-def test_the_in_process_run_draws_a_waterfall_per_job(in_process_run: Run) -> None:
-    """Each of the 12 jobs gets a heading and a waterfall."""
-    assert in_process_run.output.count(" of 12 ") == 12
-    assert in_process_run.output.count("  trace ") == 12
-
-
-def test_the_in_process_run_leaves_no_temporary_directory(in_process_run: Run) -> None:
-    """The temporary directory is removed without the emulator too."""
-    assert list(in_process_run.temp_parent.iterdir()) == []
-
-
-def test_the_summary_names_the_file_and_the_next_commands(in_process_run: Run) -> None:
+@pytest.mark.emulator
+def test_the_summary_names_the_file_and_the_next_commands(emulator_run: Run) -> None:
     """The closing lines give the counts, the file, and the show and Jaeger commands."""
-    output = in_process_run.output
-    spans = in_process_run.result.spans
+    output = emulator_run.output
+    spans = emulator_run.result.spans
 
     assert f"12 jobs traced, {spans} spans, every trace complete" in output
-    assert f"Traces saved to {in_process_run.traces_file}" in output
-    assert f"show {in_process_run.traces_file} --html out.html" in output
+    assert f"Traces saved to {emulator_run.traces_file}" in output
+    assert f"show {emulator_run.traces_file} --html out.html" in output
     assert "OTEL_EXPORTER_OTLP_ENDPOINT=http://localhost:4318" in output
 
 
+@pytest.mark.emulator
 def test_keep_leaves_the_mirror_and_log_and_says_where(tmp_path: Path) -> None:
     """--keep keeps the temporary directory, with the bucket mirror and the worker's log."""
-    run = demo(tmp_path, use_emulator=False, jobs=2, keep=True)
+    run = demo(tmp_path, jobs=2, keep=True)
     kept = run.result.kept
 
     assert kept is not None
@@ -164,6 +137,7 @@ def test_keep_leaves_the_mirror_and_log_and_says_where(tmp_path: Path) -> None:
     assert str(kept) in run.output.replace("\n", "")
 
 
+@pytest.mark.emulator
 def test_the_otlp_endpoint_receives_the_same_spans(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -173,7 +147,7 @@ def test_the_otlp_endpoint_receives_the_same_spans(
         monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", base_url)
         monkeypatch.delenv("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", raising=False)
         monkeypatch.delenv("OTEL_EXPORTER_OTLP_PROTOCOL", raising=False)
-        run = demo(tmp_path, use_emulator=False)
+        run = demo(tmp_path)
         received = receiver.unique_spans()
     expected = oracle(12, SEED, NOW, tmp_path / "oracle")
 
@@ -190,6 +164,7 @@ def _closed_port() -> int:
     return port
 
 
+@pytest.mark.emulator
 def test_an_unreachable_endpoint_is_skipped_with_one_warning(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -197,7 +172,7 @@ def test_an_unreachable_endpoint_is_skipped_with_one_warning(
     endpoint = f"http://127.0.0.1:{_closed_port()}"
     monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint)
     monkeypatch.delenv("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", raising=False)
-    run = demo(tmp_path, use_emulator=False, jobs=3)
+    run = demo(tmp_path, jobs=3)
 
     assert f"Not sending to {endpoint}: nothing accepts connections" in run.output
     assert run.result.delivery is None
@@ -219,7 +194,7 @@ class _InterruptedWhileStarting(PubSubEmulator):
 def test_ctrl_c_stops_the_emulator_and_removes_the_files(tmp_path: Path) -> None:
     """A Ctrl-C mid-run propagates only after the emulator is killed and the files removed."""
     with pytest.raises(KeyboardInterrupt):
-        demo(tmp_path, use_emulator=True, emulator_factory=_InterruptedWhileStarting)
+        demo(tmp_path, emulator_factory=_InterruptedWhileStarting)
     pid = _InterruptedWhileStarting.started_pid
 
     assert pid is not None
@@ -228,31 +203,52 @@ def test_ctrl_c_stops_the_emulator_and_removes_the_files(tmp_path: Path) -> None
     assert not (tmp_path / "traces.jsonl").exists()
 
 
-def test_an_emulator_that_fails_to_start_falls_back_in_process(tmp_path: Path) -> None:
-    """If the emulator exits at start, the demo says why in one line and runs in-process."""
+def _missing_emulator(tmp_path: Path) -> Callable[[], PubSubEmulator]:
+    """Return an emulator whose launcher exits at once, as a broken install does."""
     launcher = tmp_path / "cloud-pubsub-emulator"
     launcher.write_text("#!/bin/sh\necho 'simulated launcher failure' >&2\nexit 3\n")
     launcher.chmod(0o755)
-
-    def broken() -> PubSubEmulator:
-        return PubSubEmulator(launcher=launcher, startup_timeout=5)
-
-    run = demo(tmp_path, use_emulator=True, jobs=2, emulator_factory=broken)
-
-    assert not run.result.server.is_emulator
-    assert "Google's Pub/Sub emulator did not start (exited with status 3)" in run.output
-    assert "using an in-process Pub/Sub server instead" in run.output
+    return lambda: PubSubEmulator(launcher=launcher, startup_timeout=5)
 
 
+def test_without_the_emulator_the_fleet_is_kept_for_replay(tmp_path: Path) -> None:
+    """An emulator that cannot start: no fake Pub/Sub; the jobs are written and kept instead."""
+    with pytest.raises(EmulatorMissing) as missing:
+        demo(tmp_path, jobs=2, emulator_factory=_missing_emulator(tmp_path))
+
+    assert "did not start (exited with status 3)" in missing.value.reason
+    assert missing.value.fleet_dir.parent == tmp_path / "tmp"
+    assert len(missing.value.messages.read_text().splitlines()) > 2
+    assert (missing.value.mirror / "prow-artifacts").is_dir()
+    assert not (tmp_path / "traces.jsonl").exists()
+
+
+def test_the_offered_replay_traces_the_same_spans_as_the_demo(tmp_path: Path) -> None:
+    """Run the replay command the demo offers: it writes exactly the oracle's spans."""
+    with pytest.raises(EmulatorMissing) as missing:
+        demo(tmp_path, emulator_factory=_missing_emulator(tmp_path))
+    output = tmp_path / "replayed.jsonl"
+    env = {key: value for key, value in os.environ.items() if not key.startswith("OTEL_")}
+    env["OTEL_TRACES_EXPORTER"] = "none"  # as the offered command sets it
+    command = [sys.executable, "-m", "processor", "replay", "--artifacts-mirror"]
+    command += [str(missing.value.mirror), "--otlp-json", str(output), str(missing.value.messages)]
+
+    result = subprocess.run(  # noqa: S603 - our own entry point, fixed arguments
+        command, env=env, capture_output=True, text=True, check=False, timeout=120
+    )
+
+    assert result.returncode == 0, result.stderr
+    assert file_spans(output) == oracle_contents(oracle(12, SEED, NOW, tmp_path / "oracle"))
+
+
+@pytest.mark.emulator
 def test_a_failure_is_reported_with_the_workers_log_and_cleans_up(tmp_path: Path) -> None:
     """An output path that vanished before the final move fails the run, leaving nothing."""
     target_dir = tmp_path / "gone"
     target_dir.mkdir()
     temp_parent = tmp_path / "tmp"
     temp_parent.mkdir()
-    options = DemoOptions(
-        jobs=1, seed=SEED, output=target_dir / "x" / "t.jsonl", use_emulator=False
-    )
+    options = DemoOptions(jobs=1, seed=SEED, output=target_dir / "x" / "t.jsonl")
 
     with pytest.raises(DemoFailed) as failure:
         run_demo(options, Console(file=io.StringIO()), temp_parent=temp_parent, now=lambda: NOW)

@@ -241,6 +241,29 @@ def _endpoint_lines(closing: Closing) -> list[Text]:
     return lines
 
 
+def replay_offer(
+    reason: str, messages: Path, mirror: Path, output: Path, command: str
+) -> list[Text]:
+    """Say the emulator is missing and how to trace the same jobs with ``replay`` instead."""
+    replay = (
+        f"OTEL_TRACES_EXPORTER=none {command} replay --artifacts-mirror {mirror} "
+        f"--otlp-json {output} {messages}"
+    )
+    return [
+        Text(
+            f"Google's Pub/Sub emulator {reason}: the demo runs the real pull worker on it, "
+            "so it stops here.",
+            style="yellow",
+        ),
+        Text(
+            "Install it (Debian: apt-get install google-cloud-cli-pubsub-emulator "
+            "default-jre-headless), or trace the same jobs without Pub/Sub:"
+        ),
+        _command(replay, "crier's messages through the same pipeline"),
+        _command(f"{command} show {output}", "draw the waterfalls"),
+    ]
+
+
 def command_prefix(env: Mapping[str, str]) -> str:
     """Return how to run prowtrace again: through ``uv run`` if that is how it was started."""
     return "uv run prowtrace" if env.get("UV") else "prowtrace"

@@ -1,13 +1,14 @@
-"""``prowtrace demo``: a bundled Prow job stream through Pub/Sub and the real pull worker.
+"""``prowtrace demo``: a bundled Prow job stream through the Pub/Sub emulator and the pull worker.
 
 Steps: generate a small fleet of jobs with their artifacts (a local bucket mirror in a temporary
-directory); start Google's Pub/Sub emulator, or the in-process server if it is absent or asked
-not to; create crier's topic and a subscription; start the pull worker (the same
-``PullWorker``, pipeline and group-commit exporter as ``prowtrace pull``, grace 0 since the
-artifacts are already written); publish the stream in order; wait until every message is acked
-(the worker acks a message only once its spans are exported, so the in-process collector then
-holds every span); stop everything; draw the waterfalls. Spans also go to an OTLP JSON file
-and, when ``OTEL_EXPORTER_OTLP_ENDPOINT`` is set, to that endpoint.
+directory); start Google's Pub/Sub emulator; create crier's topic and a subscription; start the
+pull worker (the same ``PullWorker``, pipeline and group-commit exporter as ``prowtrace pull``,
+grace 0 since the artifacts are already written); publish the stream in order; wait until every
+message is acked (the worker acks a message only once its spans are exported, so the in-process
+collector then holds every span); stop everything; draw the waterfalls. Spans also go to an
+OTLP JSON file and, when ``OTEL_EXPORTER_OTLP_ENDPOINT`` is set, to that endpoint. Without the
+emulator the demo says so, writes the same jobs to a directory it keeps, and prints the
+``prowtrace replay`` and ``show`` commands that trace them without Pub/Sub.
 
 Everything the demo starts (the emulator's java process, threads, channels, the temporary
 directory) is stopped or removed on success, failure, Ctrl-C and SIGTERM alike. The worker's logs
@@ -42,16 +43,16 @@ from processor.export.exporters import FanOutExporter, build_exporter
 from processor.export.group_commit import GroupCommitExporter
 from processor.export.otlp_json import OtlpJsonFileExporter
 from processor.logs import configure_logging
+from processor.synthetic import write_jsonl
 from processor.tools.demo import report
 from processor.tools.demo.fleet import DEFAULT_JOBS, DemoFleet, build_fleet
 from processor.tools.demo.pubsub import (
-    EMULATOR,
-    IN_PROCESS,
+    EmulatorUnavailable,
     PubSubClients,
     PubSubServer,
     create_topic_and_subscription,
     publish_in_order,
-    start_pubsub,
+    start_emulator,
 )
 from processor.tools.demo.pubsub_emulator import PubSubEmulator
 from processor.tools.demo.sinks import (
@@ -88,7 +89,6 @@ class DemoOptions:
     seed: int | None = None
     """``None``: a fresh seed each run (printed, so ``--seed`` can replay it)."""
     output: Path = Path(DEFAULT_OUTPUT)
-    use_emulator: bool = True
     keep: bool = False
 
 
@@ -116,6 +116,18 @@ class DemoFailed(RuntimeError):
         """Keep the reason and the end of the worker's log."""
         super().__init__(message)
         self.log_tail = log_tail
+
+
+class EmulatorMissing(Exception):
+    """No emulator: the fleet was written to ``fleet_dir`` (kept) for ``prowtrace replay``."""
+
+    def __init__(self, reason: str, fleet_dir: Path, messages: Path, mirror: Path) -> None:
+        """Keep why, and where the messages and the bucket mirror are."""
+        super().__init__(reason)
+        self.reason = reason
+        self.fleet_dir = fleet_dir
+        self.messages = messages
+        self.mirror = mirror
 
 
 class UsageError(ValueError):
@@ -164,6 +176,16 @@ def demo_main(
             removed = "" if options.keep else " and removed its files"
             out.print(f"\nInterrupted: stopped everything the demo started{removed}.")
             return 128 + signum
+        except EmulatorMissing as missing:
+            for line in report.replay_offer(
+                missing.reason,
+                missing.messages,
+                missing.mirror,
+                options.output,
+                report.command_prefix(environ),
+            ):
+                out.print(line, soft_wrap=True)
+            return EXIT_FAILED
         except DemoFailed as error:
             out.print(f"prowtrace demo failed: {error}", style="red", markup=False)
             if error.log_tail:
@@ -192,6 +214,7 @@ def run_demo(  # noqa: PLR0913 - the keyword-only ones are seams for tests
     started = time.monotonic()
     seed = options.seed if options.seed is not None else secrets.randbelow(10_000)
     workdir: Path | None = None
+    keep = options.keep
     stack = ExitStack()
     try:
         workdir = Path(tempfile.mkdtemp(prefix="prowtrace-demo-", dir=temp_parent))
@@ -202,6 +225,9 @@ def run_demo(  # noqa: PLR0913 - the keyword-only ones are seams for tests
                 seed, console, stack, workdir, environ, emulator_factory, now, started
             )
             return _run(options, context)
+        except EmulatorMissing:
+            keep = True  # it holds the fleet the user is told to replay
+            raise
         except DemoFailed as error:
             raise DemoFailed(str(error), _tail(log_path)) from error
         except Exception as error:
@@ -209,7 +235,7 @@ def run_demo(  # noqa: PLR0913 - the keyword-only ones are seams for tests
     finally:
         with _signals_held():  # a second Ctrl-C must not leave java or files behind
             stack.close()
-            if workdir is not None and not options.keep:
+            if workdir is not None and not keep:
                 shutil.rmtree(workdir, ignore_errors=True)
 
 
@@ -254,7 +280,10 @@ def _run(options: DemoOptions, context: _Context) -> DemoResult:
         f"{fleet.artifact_files} artifact files"
     )
     sink = _Sink.open(workdir, environ=environ, otel_env=otel_env, steps=steps, stack=context.stack)
-    server = _trace_through_pubsub(options, fleet, sink, steps, context)
+    try:
+        server = _trace_through_pubsub(fleet, sink, steps, context)
+    except EmulatorUnavailable as error:
+        raise _fleet_for_replay(fleet, workdir, error.reason) from error
     delivery = sink.finish_endpoint(console, steps)
     shutil.move(sink.file_path, options.output)
 
@@ -344,20 +373,22 @@ class _Sink:
         return delivery
 
 
+def _fleet_for_replay(fleet: DemoFleet, workdir: Path, reason: str) -> EmulatorMissing:
+    """Write crier's messages beside the bucket mirror, for ``prowtrace replay``."""
+    messages = workdir / "messages.jsonl"
+    write_jsonl(fleet.messages, messages, envelope=True)  # publish times kept, as replay reads
+    return EmulatorMissing(reason, workdir, messages, fleet.mirror_root)
+
+
 def _trace_through_pubsub(
-    options: DemoOptions, fleet: DemoFleet, sink: _Sink, steps: report.Steps, context: _Context
+    fleet: DemoFleet, sink: _Sink, steps: report.Steps, context: _Context
 ) -> PubSubServer:
     """Start Pub/Sub and the worker, publish the stream, wait for every trace, stop them."""
     # Stopped in reverse order of registration: worker, exporters, clients, Pub/Sub. On failure
     # the caller's stack stops them (with signals held), so a Ctrl-C anywhere leaves nothing.
     running = context.stack.enter_context(ExitStack())
-    server = start_pubsub(
-        running, use_emulator=options.use_emulator, emulator_factory=context.emulator_factory
-    )
-    if server.fallback_reason:
-        steps.warn(f"{EMULATOR} {server.fallback_reason}: using {IN_PROCESS} instead")
-    where = f"{server.host} (pid {server.pid})" if server.pid else server.host
-    steps.done(f"Started {server.label} on {where}")
+    server = start_emulator(running, context.emulator_factory)
+    steps.done(f"Started Google's Pub/Sub emulator on {server.host} (pid {server.pid})")
 
     clients = PubSubClients(server.host)
     running.callback(clients.close)
@@ -389,8 +420,7 @@ def _trace_through_pubsub(
     )
     with _signals_held():
         running.close()
-    what = "the emulator" if server.is_emulator else "the in-process Pub/Sub server"
-    steps.done(f"Stopped the worker and {what}")
+    steps.done("Stopped the worker and the emulator")
     return server
 
 
