@@ -27,6 +27,7 @@ from support.otlp_receiver import ReceivedSpan, unique_spans_of
 from processor.artifacts import ArtifactStore, ArtifactUnavailable
 from processor.artifacts.mirror import MirrorArtifactStore
 from processor.core.jsonshape import parse_rfc3339
+from processor.exit_codes import ExitCode
 from processor.synthetic import SyntheticJob, mirror_path, write_mirror
 from processor.tools.backfill import (
     LOOKAHEAD_PER_WORKER,
@@ -34,7 +35,7 @@ from processor.tools.backfill import (
     StopBackfill,
     run_backfill,
 )
-from processor.tools.backfill_progress import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, Tally
+from processor.tools.backfill_progress import Tally
 from processor.tools.backfill_runs import RunMessage, RunOutcome, RunResult, Selection
 
 ROOT_PREFIX = f"gs://{BUCKET}/"
@@ -115,7 +116,7 @@ def test_summary_counts_every_folder_once(
         "not finished": len(revived),
         "never started": len(never_started),
     }
-    assert summary.exit_code == EXIT_OK
+    assert summary.exit_code == ExitCode.OK
 
 
 def test_exported_spans_are_the_oracles_terminal_state_spans(
@@ -198,7 +199,7 @@ def test_interrupted_backfill_has_a_consistent_summary_and_a_rerun_completes_it(
     assert 20 <= counts.found < folder_count(corpus())
     assert counts.found == counts.sent + counts.skipped + counts.failed
     assert summary.interrupted
-    assert summary.exit_code == EXIT_INTERRUPTED
+    assert summary.exit_code == ExitCode.INTERRUPTED
     partial = unique_spans_of(recorder.spans())
     _, complete = full_run
     assert partial
@@ -268,7 +269,7 @@ def test_malformed_prowjob_fails_the_run_and_the_command(tmp_path: Path) -> None
     assert summary.counts.failed == 1
     assert summary.failed[0].reason.startswith("malformed prowjob.json")
     assert summary.failed[0].example == f"gs://{BUCKET}/logs/ci-broken/1"
-    assert summary.exit_code == EXIT_FAILED
+    assert summary.exit_code == ExitCode.NOT_ALL_TRACED
 
 
 def test_pipeline_failure_is_a_failed_run(tmp_path: Path) -> None:
@@ -321,7 +322,7 @@ def test_prefix_that_cannot_be_listed_is_reported_and_fails_the_command(mirror: 
     summary = tally.summary("traced")
     assert summary.listing_errors[0].startswith("gs://no-such-bucket/logs: ")
     assert summary.counts.sent > 0
-    assert summary.exit_code == EXIT_FAILED
+    assert summary.exit_code == ExitCode.NOT_ALL_TRACED
     assert "could not list gs://no-such-bucket/logs" in summary.render()
 
 
@@ -338,7 +339,7 @@ def test_a_sink_that_cannot_go_on_stops_the_backfill(mirror: Path) -> None:
     assert summary.counts.found < folder_count(corpus())
     assert summary.fatal.endswith("topic not found")
     assert not summary.interrupted
-    assert summary.exit_code == EXIT_FAILED
+    assert summary.exit_code == ExitCode.NOT_ALL_TRACED
 
 
 def test_several_prefixes_together_find_every_folder_once(mirror: Path) -> None:

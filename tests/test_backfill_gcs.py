@@ -27,9 +27,9 @@ from support.oracle import assert_traces_complete
 from support.otlp_receiver import unique_spans_of
 
 from processor.artifacts.gcs import BUCKET_METADATA_PROBE_VARIABLE, GcsArtifactStore
+from processor.exit_codes import ExitCode
 from processor.synthetic import SyntheticJob
 from processor.tools.backfill import Edges, Plan, ReadAheadStore, run_command
-from processor.tools.backfill_progress import EXIT_OK
 from processor.tools.backfill_runs import Selection
 
 POLL_SECONDS = 0.02
@@ -134,7 +134,7 @@ def test_backfill_from_cloud_storage_shows_progress_and_traces_the_oracles_spans
     found, sent = folder_count(corpus()), len(finished(corpus()))
     assert (summary.counts.found, summary.counts.sent) == (found, sent)
     assert (summary.counts.skipped, summary.counts.failed) == (found - sent, 0)
-    assert summary.exit_code == EXIT_OK
+    assert summary.exit_code == ExitCode.OK
     lines = progress.getvalue().splitlines()
     assert len(lines) >= 2  # at least one periodic line, then the final one
     assert lines[-1].startswith(f"backfill: {found}/{found} runs ({sent} traced")

@@ -3,17 +3,13 @@
 from __future__ import annotations
 
 import io
-import signal
 import sys
 import threading
 
 import pytest
 
-from processor.tools.backfill import stop_on_signals
+from processor.exit_codes import ExitCode
 from processor.tools.backfill_progress import (
-    EXIT_FAILED,
-    EXIT_INTERRUPTED,
-    EXIT_OK,
     MAX_REASONS,
     OTHER_REASONS,
     CurrentStream,
@@ -132,7 +128,7 @@ def test_summary_escapes_control_characters() -> None:
 
 @pytest.mark.parametrize(
     ("sent", "skipped", "failed", "code"),
-    [(3, 1, 0, EXIT_OK), (3, 1, 1, EXIT_FAILED), (0, 0, 0, EXIT_OK)],
+    [(3, 1, 0, ExitCode.OK), (3, 1, 1, ExitCode.NOT_ALL_TRACED), (0, 0, 0, ExitCode.OK)],
 )
 def test_exit_code_says_whether_anything_failed(
     sent: int, skipped: int, failed: int, code: int
@@ -147,7 +143,7 @@ def test_stopped_tally_is_interrupted_and_exits_130() -> None:
     tally, _ = tally_with(sent=2, skipped=0, failed=1)
     tally.stop.set()
     summary = tally.summary("traced")
-    assert summary.exit_code == EXIT_INTERRUPTED
+    assert summary.exit_code == ExitCode.INTERRUPTED
     assert "interrupted" in summary.render()
 
 
@@ -157,7 +153,7 @@ def test_fatal_stop_is_a_failure_not_an_interruption() -> None:
     tally.set_fatal("topic not found")
     summary = tally.summary("published")
     assert tally.stop.is_set()
-    assert (summary.interrupted, summary.exit_code) == (False, EXIT_FAILED)
+    assert (summary.interrupted, summary.exit_code) == (False, ExitCode.NOT_ALL_TRACED)
     assert "stopped early: topic not found" in summary.render()
 
 
@@ -190,26 +186,6 @@ def test_progress_bar_is_drawn_on_a_terminal() -> None:
     assert "5/5 runs" in drawn
     assert "4 published" in drawn
     assert "backfill: " not in drawn
-
-
-def test_stop_on_signals_sets_stop_then_lets_a_second_ctrl_c_through() -> None:
-    """The first SIGINT asks to stop; the second raises KeyboardInterrupt; handlers come back."""
-    before = signal.getsignal(signal.SIGINT)
-    stop = threading.Event()
-    with stop_on_signals(stop):
-        signal.raise_signal(signal.SIGINT)
-        assert stop.is_set()
-        with pytest.raises(KeyboardInterrupt):
-            signal.raise_signal(signal.SIGINT)
-    assert signal.getsignal(signal.SIGINT) is before
-
-
-def test_sigterm_also_stops() -> None:
-    """SIGTERM (a scheduler's shutdown) stops like Ctrl-C."""
-    stop = threading.Event()
-    with stop_on_signals(stop):
-        signal.raise_signal(signal.SIGTERM)
-    assert stop.is_set()
 
 
 def test_current_stream_follows_sys_stdout(capsys: pytest.CaptureFixture[str]) -> None:

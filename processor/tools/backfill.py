@@ -41,7 +41,6 @@ those in flight finish, the summary is printed).
 from __future__ import annotations
 
 import re
-import signal
 import sys
 import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -49,9 +48,9 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
-from types import FrameType
 from typing import Any, Protocol, TextIO, cast
 
+from processor.app import stop_on_signals
 from processor.artifacts import (
     ArtifactError,
     ArtifactStore,
@@ -61,10 +60,10 @@ from processor.artifacts import (
 from processor.config import ConfigError, Settings
 from processor.core import facts
 from processor.core.message import Delivery
+from processor.exit_codes import ExitCode
 from processor.pipeline import Outcome, Pipeline, Result
 from processor.tools.backfill_progress import (
     DEFAULT_LINE_INTERVAL_SECONDS,
-    EXIT_INTERRUPTED,
     CurrentStream,
     Summary,
     Tally,
@@ -334,28 +333,6 @@ def _read_ahead(store: ArtifactStore, folder: str, data: bytes) -> Iterator[None
         store.remember(folder, None)
 
 
-@contextmanager
-def stop_on_signals(stop: threading.Event) -> Iterator[None]:
-    """Set ``stop`` on the first SIGINT (Ctrl-C) or SIGTERM; a second Ctrl-C quits at once.
-
-    Call from the main thread. The previous handlers are restored on exit.
-    """
-    signals = (signal.SIGINT, signal.SIGTERM)
-
-    def request_stop(signum: int, frame: FrameType | None) -> None:
-        del signum, frame
-        stop.set()
-        # From now on Ctrl-C raises KeyboardInterrupt: a way out if a run in flight hangs.
-        signal.signal(signal.SIGINT, signal.default_int_handler)
-
-    previous = {signum: signal.signal(signum, request_stop) for signum in signals}
-    try:
-        yield
-    finally:
-        for signum, handler in previous.items():
-            signal.signal(signum, handler)
-
-
 # The command.
 
 
@@ -500,11 +477,9 @@ def build_edges(
             close=[publisher.stop, publisher.transport.close],
         )
     # Imported here: the exporters pull in gRPC and HTTP clients only this mode needs.
-    from processor.app import build_pipeline  # noqa: PLC0415
-    from processor.export.exporters import build_exporter  # noqa: PLC0415
-    from processor.export.group_commit import GroupCommitExporter  # noqa: PLC0415
+    from processor.app import build_pipeline, service_exporter  # noqa: PLC0415
 
-    exporter = GroupCommitExporter(build_exporter(env))
+    exporter = service_exporter(env)
     pipeline = build_pipeline(settings, env, exporter=exporter, store=reader)
     return Edges(reader, PipelineSink(pipeline), close=[exporter.shutdown])
 
@@ -543,7 +518,7 @@ def backfill_main(
     edges = build_edges(plan, settings, env, dry_run_out=CurrentStream("stdout"))
     stop = threading.Event()
     try:
-        with stop_on_signals(stop):
+        with stop_on_signals(stop.set):
             summary = run_command(
                 plan,
                 edges,
@@ -553,7 +528,7 @@ def backfill_main(
             )
     except KeyboardInterrupt:  # the second Ctrl-C: the user wants out now
         write_line(sys.stderr, "backfill: quit; runs in flight were cut short")
-        return EXIT_INTERRUPTED
+        return ExitCode.INTERRUPTED
     return summary.exit_code
 
 

@@ -37,8 +37,9 @@ import structlog
 from opentelemetry.sdk.trace.export import SpanExporter
 from rich.console import Console
 
-from processor.app import build_pipeline
+from processor.app import build_pipeline, pull_worker, service_exporter
 from processor.config import PullSettings, Settings
+from processor.exit_codes import ExitCode, killed_by
 from processor.export.exporters import FanOutExporter, build_exporter
 from processor.export.group_commit import GroupCommitExporter
 from processor.export.otlp_json import OtlpJsonFileExporter
@@ -75,9 +76,6 @@ STALL_SECONDS = 20.0
 ENDPOINT_FLUSH_SECONDS = 15.0
 PULL_THREADS = 8
 LOG_FILE = "prowtrace.log"
-EXIT_OK = 0
-EXIT_FAILED = 1
-EXIT_USAGE = 2
 _LOG_TAIL_LINES = 15
 
 
@@ -167,7 +165,7 @@ def demo_main(
         check_options(options)
     except UsageError as error:
         out.print(f"prowtrace demo: {error}", markup=False, highlight=False)
-        return EXIT_USAGE
+        return ExitCode.USAGE
     with _sigterm_interrupts():
         try:
             run_demo(options, out, environ=environ)
@@ -175,7 +173,7 @@ def demo_main(
             signum = stop.signum if isinstance(stop, Interrupted) else signal.SIGINT
             removed = "" if options.keep else " and removed its files"
             out.print(f"\nInterrupted: stopped everything the demo started{removed}.")
-            return 128 + signum
+            return killed_by(signum)
         except EmulatorMissing as missing:
             for line in report.replay_offer(
                 missing.reason,
@@ -185,14 +183,14 @@ def demo_main(
                 report.command_prefix(environ),
             ):
                 out.print(line, soft_wrap=True)
-            return EXIT_FAILED
+            return ExitCode.NOT_ALL_TRACED
         except DemoFailed as error:
             out.print(f"prowtrace demo failed: {error}", style="red", markup=False)
             if error.log_tail:
                 out.print("The worker's last log lines:", style="dim")
                 out.print(error.log_tail, style="dim", markup=False, highlight=False)
-            return EXIT_FAILED
-    return EXIT_OK
+            return ExitCode.NOT_ALL_TRACED
+    return ExitCode.OK
 
 
 def run_demo(  # noqa: PLR0913 - the keyword-only ones are seams for tests
@@ -350,15 +348,15 @@ class _Sink:
         collector = TraceCollector()
         return cls(workdir / "traces.jsonl", collector, endpoint, forwarder, skipped)
 
-    def exporter(self) -> GroupCommitExporter:
+    def exporter(self, otel_env: Mapping[str, str]) -> GroupCommitExporter:
         """One exporter for the pipeline; a message is acked once the file and collector have it.
 
-        Wired as `prowtrace pull` wires it: concurrent callbacks share export calls.
+        The services' exporter (:func:`processor.app.service_exporter`) around these destinations.
         """
         destinations: list[SpanExporter] = [OtlpJsonFileExporter(self.file_path), self.collector]
         if self.forwarder is not None:
             destinations.append(self.forwarder)
-        return GroupCommitExporter(FanOutExporter(destinations))
+        return service_exporter(otel_env, inner=FanOutExporter(destinations))
 
     def finish_endpoint(self, console: Console, steps: report.Steps) -> Delivery | None:
         """Wait (bounded) for the endpoint to take the spans; report how it went."""
@@ -395,17 +393,18 @@ def _trace_through_pubsub(
     topic, subscription = create_topic_and_subscription(clients)
     steps.done(f"Created topic {_short(topic)} and subscription {_short(subscription)}")
 
-    exporter = sink.exporter()
+    exporter = sink.exporter(context.otel_env)
     running.callback(exporter.shutdown)
     pipeline = build_pipeline(
         Settings(artifacts=str(fleet.mirror_root), grace=timedelta(0)),
         context.otel_env,
         exporter=exporter,
     )
-    worker = PullWorker(
+    worker = pull_worker(
         clients.streaming,
         PullSettings(subscription=subscription, threads=PULL_THREADS),
         pipeline.handle,
+        context.otel_env,
     )
     worker.start()
     running.callback(worker.stop)
