@@ -27,6 +27,7 @@ from support.otlp_receiver import OtlpReceiver
 
 from processor.artifacts.mirror import MirrorArtifactStore
 from processor.core.message import Delivery
+from processor.export import otlp_encode
 from processor.export.exporters import build_exporter, build_resource
 from processor.export.otel import SpanConverter
 from processor.export.otlp_encode import GrpcSpanExporter, encode_spans
@@ -191,3 +192,31 @@ def test_grpc_protocol_selects_the_fast_exporter_and_it_delivers() -> None:
             exporter.shutdown()
         assert result is SpanExportResult.SUCCESS
         assert [(s.name, s.attributes) for s in receiver.spans()] == [("delivered", {"k": "v"})]
+
+
+def test_the_library_exporter_still_encodes_through_the_overridden_hook(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The speed-up rides on the private ``_translate_data``: if upstream stops calling it, fail.
+
+    A renamed hook would not break delivery (the library's own encoder would run), so only this
+    test notices; pyproject.toml pins the exporter to the patch releases this was checked with.
+    """
+    encoded: list[int] = []
+
+    def counting(spans: Sequence[ReadableSpan]) -> object:
+        encoded.append(len(spans))
+        return encode_spans(spans)
+
+    monkeypatch.setattr(otlp_encode, "encode_spans", counting)
+    with OtlpReceiver() as receiver:
+        exporter = GrpcSpanExporter(endpoint=receiver.grpc_endpoint, insecure=True, timeout=5)
+        try:
+            result = exporter.export([span("a"), span("b")])
+        finally:
+            exporter.shutdown()
+        names = sorted(s.name for s in receiver.spans())
+
+    assert result is SpanExportResult.SUCCESS
+    assert names == ["a", "b"]
+    assert encoded == [2]
