@@ -29,8 +29,9 @@ import structlog
 from aiohttp import web
 
 from processor.config import PushSettings
-from processor.core.message import Delivery, InvalidEnvelope, delivery_from_push
+from processor.core.message import Delivery
 from processor.pipeline import Outcome, Result
+from processor.transports.envelope import InvalidEnvelope, delivery_from_push
 from processor.transports.oidc import (
     OidcVerifier,
     Rejection,
