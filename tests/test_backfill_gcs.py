@@ -29,7 +29,7 @@ from support.otlp_receiver import unique_spans_of
 from processor.artifacts.gcs import BUCKET_METADATA_PROBE_VARIABLE, GcsArtifactStore
 from processor.exit_codes import ExitCode
 from processor.synthetic import SyntheticJob
-from processor.tools.backfill import Edges, Plan, ReadAheadStore, run_command
+from processor.tools.backfill import BackfillPlan, Edges, ReadAheadStore, run_command
 from processor.tools.backfill_runs import Selection
 
 POLL_SECONDS = 0.02
@@ -124,7 +124,7 @@ def test_backfill_from_cloud_storage_shows_progress_and_traces_the_oracles_spans
     """Over the emulator: progress lines, a correct summary, and exactly the expected spans."""
     store = ReadAheadStore(GcsArtifactStore(client, timeout=10))
     sink, recorder = recording_sink(store)
-    plan = Plan(
+    plan = BackfillPlan(
         prefixes=(f"gs://{BUCKET}/logs", f"gs://{BUCKET}/pr-logs"),
         selection=Selection(),
         concurrency=8,

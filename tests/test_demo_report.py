@@ -19,7 +19,7 @@ from processor.tools.demo.report import (
     print_waterfalls,
     replay_offer,
 )
-from processor.tools.demo.sinks import Delivery
+from processor.tools.demo.sinks import EndpointDelivery
 from processor.tools.waterfall import build_trace_views
 
 TRACE = "0123456789abcdef0123456789abcdef"
@@ -118,7 +118,7 @@ def test_the_closing_lines_give_the_counts_file_and_commands() -> None:
 def test_a_successful_endpoint_replaces_the_jaeger_recipe() -> None:
     """Spans delivered: say where to look instead of how to start Jaeger."""
     closing = Closing(
-        **{**CLOSING.__dict__, "endpoint": "http://j:4318", "delivery": Delivery(240, 0, 0)}
+        **{**CLOSING.__dict__, "endpoint": "http://j:4318", "delivery": EndpointDelivery(240, 0, 0)}
     )
     text = _text(closing)
 
@@ -128,7 +128,9 @@ def test_a_successful_endpoint_replaces_the_jaeger_recipe() -> None:
 
 def test_a_failed_endpoint_says_how_much_arrived_and_why() -> None:
     """Refused spans: the counts and the exporter's own complaint."""
-    delivery = Delivery(sent=10, failed=200, unsent=30, last_error="code: 404, reason: Not Found")
+    delivery = EndpointDelivery(
+        sent=10, failed=200, unsent=30, last_error="code: 404, reason: Not Found"
+    )
     closing = Closing(**{**CLOSING.__dict__, "endpoint": "http://j:4318", "delivery": delivery})
 
     assert (

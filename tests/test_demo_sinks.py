@@ -36,7 +36,7 @@ def _collector() -> TraceCollector:
 
 
 def test_the_collector_counts_distinct_traces_and_spans() -> None:
-    """Progress counts each trace and span once; a repeated span counts once."""
+    """Arrivals counts each trace and span once; a repeated span counts once."""
     collector = _collector()
     collector.export([_span(TRACE_A, 1), _span(TRACE_B, 3)])
     collector.export([_span(TRACE_B, 3), _span(TRACE_A, 2)])

@@ -11,7 +11,7 @@ from show_fixture import E2E_UID, UNIT_UID, fixture_spans
 
 from processor.export.otlp_json import ShownSpan, shown_spans_from_sdk
 from processor.tools.waterfall import (
-    Outcome,
+    Tone,
     TraceView,
     build_trace_views,
     format_duration,
@@ -118,7 +118,7 @@ def test_the_title_is_the_server_root_and_its_result() -> None:
 
     assert view.title == "RUN ci-kubernetes-e2e"
     assert view.result == "failure"
-    assert view.outcome is Outcome.BAD
+    assert view.outcome is Tone.BAD
 
 
 def test_the_result_falls_back_to_the_root_status() -> None:
@@ -127,7 +127,7 @@ def test_the_result_falls_back_to_the_root_status() -> None:
 
     view = build_trace_views([root])[0]
 
-    assert (view.result, view.outcome) == ("ok", Outcome.GOOD)
+    assert (view.result, view.outcome) == ("ok", Tone.GOOD)
 
 
 def test_key_attributes_are_the_present_ones_in_order() -> None:
@@ -227,4 +227,4 @@ def test_an_unset_root_has_no_result() -> None:
     """A root with neither a result attribute nor a status shows no result badge."""
     view = build_trace_views([_span("1", None)])[0]
 
-    assert (view.result, view.outcome) == ("", Outcome.NEUTRAL)
+    assert (view.result, view.outcome) == ("", Tone.NEUTRAL)

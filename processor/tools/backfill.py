@@ -350,7 +350,7 @@ class BackfillOptions:
 
 
 @dataclass(frozen=True, slots=True)
-class Plan:
+class BackfillPlan:
     """A validated command line: what to list, which runs to keep, where their messages go."""
 
     prefixes: tuple[str, ...]
@@ -367,7 +367,7 @@ class Plan:
         return "published" if self.topic else "traced"
 
 
-def plan_from_options(options: BackfillOptions, now: datetime) -> Plan:
+def plan_from_options(options: BackfillOptions, now: datetime) -> BackfillPlan:
     """Validate the options; raise :class:`~processor.config.ConfigError` naming the bad one."""
     if not options.prefixes:
         raise ConfigError("give at least one artifact prefix, e.g. gs://BUCKET/logs/JOB/")
@@ -390,7 +390,7 @@ def plan_from_options(options: BackfillOptions, now: datetime) -> Plan:
         raise ConfigError(f"--concurrency must be at least 1, got {options.concurrency}")
     if options.publish is not None and not TOPIC_PATTERN.match(options.publish):
         raise ConfigError(f"--publish {options.publish!r}: expected projects/PROJECT/topics/TOPIC")
-    return Plan(
+    return BackfillPlan(
         prefixes=tuple(prefixes),
         selection=Selection(since=since, until=until, job=job),
         concurrency=options.concurrency,
@@ -423,7 +423,7 @@ class Edges:
 
 
 def run_command(  # noqa: PLR0913 - the plan, its edges, and where output goes
-    plan: Plan,
+    plan: BackfillPlan,
     edges: Edges,
     *,
     progress: TextIO,
@@ -456,7 +456,7 @@ def run_command(  # noqa: PLR0913 - the plan, its edges, and where output goes
 
 
 def build_edges(
-    plan: Plan, settings: Settings, env: Mapping[str, str], *, dry_run_out: TextSink
+    plan: BackfillPlan, settings: Settings, env: Mapping[str, str], *, dry_run_out: TextSink
 ) -> Edges:
     """Build the store and the sink the plan needs, as a deployment would configure them.
 

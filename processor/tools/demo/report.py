@@ -19,7 +19,7 @@ from rich.text import Text
 from processor.export.otlp_json import ShownSpan
 from processor.synthetic import Scenario
 from processor.tools.demo.fleet import SCENARIO_NOTES
-from processor.tools.demo.sinks import Delivery, Progress
+from processor.tools.demo.sinks import Arrivals, EndpointDelivery
 from processor.tools.show import render_waterfall
 from processor.tools.waterfall import TraceView, build_trace_views, format_duration
 
@@ -85,7 +85,7 @@ def header(console: Console, n_jobs: int, seed: int) -> Text:
     return line
 
 
-def progress_text(progress: Progress, acked: int, messages: int) -> str:
+def progress_text(progress: Arrivals, acked: int, messages: int) -> str:
     """Return the live status line while traces arrive."""
     return (
         f"Traces arriving: {progress.traces} jobs, {progress.spans} spans, "
@@ -167,7 +167,7 @@ class Closing:
     command: str
     """How the user runs prowtrace (``prowtrace`` or ``uv run prowtrace``)."""
     endpoint: str = ""
-    delivery: Delivery | None = None
+    delivery: EndpointDelivery | None = None
     skipped_endpoint: str = ""
     """Why nothing was sent to the endpoint ('' if something was, or none was set)."""
     kept: Path | None = None

@@ -57,9 +57,9 @@ from processor.tools.demo.pubsub import (
 )
 from processor.tools.demo.pubsub_emulator import PubSubEmulator
 from processor.tools.demo.sinks import (
-    Delivery,
+    Arrivals,
+    EndpointDelivery,
     EndpointForwarder,
-    Progress,
     TraceCollector,
     endpoint_hint,
     otlp_endpoint,
@@ -103,7 +103,7 @@ class DemoResult:
     output: Path
     kept: Path | None
     endpoint: str
-    delivery: Delivery | None
+    delivery: EndpointDelivery | None
     elapsed: float
 
 
@@ -358,7 +358,7 @@ class _Sink:
             destinations.append(self.forwarder)
         return service_exporter(otel_env, inner=FanOutExporter(destinations))
 
-    def finish_endpoint(self, console: Console, steps: report.Steps) -> Delivery | None:
+    def finish_endpoint(self, console: Console, steps: report.Steps) -> EndpointDelivery | None:
         """Wait (bounded) for the endpoint to take the spans; report how it went."""
         if self.forwarder is None:
             return None
@@ -446,7 +446,7 @@ def _endpoint_forwarder(
 
 def _await_traces(
     console: Console, collector: TraceCollector, worker: PullWorker, messages: int
-) -> Progress:
+) -> Arrivals:
     """Wait until every message was acked: its spans were exported before the ack."""
     stop = threading.Event()
     ended: list[str] = []
@@ -467,7 +467,7 @@ def _watch(
     worker: PullWorker,
     messages: int,
     ended: list[str],
-) -> Progress:
+) -> Arrivals:
     version = collector.version()
     last_state = (-1, -1)
     last_change = time.monotonic()
