@@ -3,7 +3,7 @@
 # virtual environment VENV_DIR, as a regular (non-editable) install.
 #
 # This is the one install path of the project: the Dockerfile's build stage runs it, and
-# tests/test_dockerfile.py runs it in CI into a scratch venv and checks the result, so the image
+# tests/deploy/test_dockerfile.py runs it in CI into a scratch venv and checks the result, so the image
 # installs what CI has exercised. Extra uv settings come from the environment (the Dockerfile sets
 # UV_PYTHON, UV_PYTHON_DOWNLOADS=never and UV_COMPILE_BYTECODE=1; the test sets UV_OFFLINE=1).
 set -eu

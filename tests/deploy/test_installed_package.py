@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 SUPPORT = ROOT / "tests" / "support"
 DEV_ONLY = ("hypothesis", "pytest", "websockets", "gcp_storage_emulator", "mypy")
 """Import names of dev-group packages the test machinery uses; none may be installed."""

@@ -279,7 +279,7 @@ def test_build_context_holds_what_the_dockerfile_copies(path: str) -> None:
         "credentials.json",
         "terraform/terraform.tfstate",
         "terraform/examples/prowtrace/terraform.tfvars",
-        "tests/test_dockerfile.py",
+        "tests/deploy/test_dockerfile.py",
         "processor/__pycache__/cli.cpython-311.pyc",
     ],
 )

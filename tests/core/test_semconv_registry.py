@@ -38,7 +38,7 @@ CUSTOM_ERROR_TYPES = {
 """error.type values prowtrace documents (the registry asks instrumentations to list their own)."""
 
 
-REGISTRY_DIR = Path(__file__).parent / "data" / "semconv"
+REGISTRY_DIR = Path(__file__).parents[1] / "data" / "semconv"
 """The vendored registry (tests/data/README.md says where it came from and how to refresh it)."""
 
 

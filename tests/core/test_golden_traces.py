@@ -19,7 +19,7 @@ from support.otlp_receiver import ReceivedSpan
 from processor.core import semconv as sc
 from processor.synthetic import Scenario, SyntheticJob, generate, stream, write_mirror
 
-GOLDEN = Path(__file__).parent / "golden"
+GOLDEN = Path(__file__).parents[1] / "golden"
 UPDATE = os.environ.get("PROWTRACE_UPDATE_GOLDEN") == "1"
 KINDS = {1: "INTERNAL", 2: "SERVER"}
 STATUS = {0: "", 1: " OK", 2: " ERROR"}

@@ -10,7 +10,7 @@ import re
 import subprocess
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 CHECKED_SUFFIXES = {".py", ".sh", ".toml", ".cfg", ".ini", ".tf", ".yml", ".yaml", ""}
 """Source, script and configuration files; tests/data holds third-party data that nothing runs."""
 EXEMPT = "standalone: not a path"
