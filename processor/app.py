@@ -21,6 +21,7 @@ from opentelemetry.sdk.trace.export import SpanExporter
 from processor.artifacts import ArtifactStore, open_store
 from processor.config import PullSettings, PushSettings, Settings, group_commit_enabled
 from processor.export.exporters import build_exporter, build_resource, gcp_project
+from processor.export.metrics import MetricsRecorder, build_metrics
 from processor.export.otel import SpanConverter
 from processor.pipeline import Pipeline, PipelineSettings
 
@@ -43,12 +44,14 @@ def build_pipeline(
     *,
     exporter: SpanExporter | None = None,
     store: ArtifactStore | None = None,
+    metrics: MetricsRecorder | None = None,
 ) -> Pipeline:
     """Return a pipeline reading artifacts as ``settings`` say and exporting as ``env`` says.
 
     ``exporter`` replaces the one ``OTEL_TRACES_EXPORTER`` would select (tests, demo, group
     commit wrappers); ``store`` replaces the one ``settings.artifacts`` names (backfill wraps
-    it to reuse what it already read).
+    it to reuse what it already read). ``metrics`` receives the CI/CD metrics (see
+    :func:`service_metrics`); without it none are recorded.
     """
     if store is None:
         store = open_store(settings.artifacts, max_bytes=settings.max_artifact_bytes)
@@ -56,8 +59,20 @@ def build_pipeline(
         store=store,
         exporter=exporter if exporter is not None else build_exporter(env),
         converter=SpanConverter(build_resource(env)),
-        settings=PipelineSettings(id_mode=settings.id_mode, grace=settings.grace),
+        settings=PipelineSettings(
+            id_mode=settings.id_mode, grace=settings.grace, labels=settings.labels
+        ),
+        metrics=metrics if metrics is not None and metrics.enabled else None,
     )
+
+
+def service_metrics(env: Mapping[str, str] = os.environ, *, wanted: bool = True) -> MetricsRecorder:
+    """Return the metrics recorder ``OTEL_METRICS_EXPORTER`` configures (off when unset).
+
+    ``wanted=False`` (replay and backfill without ``--metrics``) turns it off whatever the
+    environment says: replaying history into live counters would distort them.
+    """
+    return build_metrics(env) if wanted else MetricsRecorder(None)
 
 
 def service_exporter(
@@ -98,16 +113,16 @@ def push_endpoint(
     *,
     abort_exports: Callable[[], None] | None = None,
 ) -> PushEndpoint:
-    """Return the push endpoint ``prowtrace serve`` runs, verifying OIDC unless auth is off."""
-    from processor.transports.oidc import OidcPolicy, OidcVerifier  # noqa: PLC0415 - see module
+    """Return the push endpoint ``prowtrace serve`` runs, verifying tokens as auth says."""
+    from processor.transports.oidc import push_verifier  # noqa: PLC0415 - see module
     from processor.transports.push import PushEndpoint  # noqa: PLC0415
 
-    verifier = None
-    if settings.auth == "oidc":
-        policy = OidcPolicy(audience=settings.audience, allowed_emails=settings.allowed_emails)
-        verifier = OidcVerifier(policy)
     return PushEndpoint(
-        handle, settings, verifier=verifier, project=gcp_project(env), abort_exports=abort_exports
+        handle,
+        settings,
+        verifier=push_verifier(settings),
+        project=gcp_project(env),
+        abort_exports=abort_exports,
     )
 
 
@@ -119,7 +134,8 @@ def run_pull(
 
     # Concurrent callbacks share export calls; each still returns only after its spans went out.
     exporter = service_exporter(env)
-    pipeline = build_pipeline(settings, env, exporter=exporter)
+    metrics = service_metrics(env)
+    pipeline = build_pipeline(settings, env, exporter=exporter, metrics=metrics)
     with SubscriberClient() as subscriber:  # closes its channel on the way out
         worker = pull_worker(subscriber, pull_settings, pipeline.handle, env)
         stop = threading.Event()
@@ -129,6 +145,7 @@ def run_pull(
             # Shutting the inner exporter down ends its retries: a down backend cannot hold exit.
             worker.stop(abort_exports=exporter.inner.shutdown)
     exporter.shutdown()
+    metrics.shutdown()  # the last counts, bounded: a down backend cannot hold the exit
     return ended
 
 
@@ -142,7 +159,8 @@ def run_push(
 
     # Concurrent requests share export calls; each still answers only after its spans went out.
     exporter = service_exporter(env)
-    pipeline = build_pipeline(settings, env, exporter=exporter)
+    metrics = service_metrics(env)
+    pipeline = build_pipeline(settings, env, exporter=exporter, metrics=metrics)
     # Shutting the inner exporter down ends its retries, so a down backend cannot hold the exit.
     endpoint = push_endpoint(
         pipeline.handle, push_settings, env, abort_exports=exporter.inner.shutdown
@@ -160,6 +178,7 @@ def run_push(
 
     asyncio.run(run())
     exporter.shutdown()
+    metrics.shutdown()  # the last counts, bounded: a down backend cannot hold the exit
 
 
 @contextmanager

@@ -27,7 +27,8 @@ def build_parser() -> argparse.ArgumentParser:
             "Every trace and span ID derives from the ProwJob's UID, so any number of "
             "instances can process the same stream without shared state. "
             "Spans are exported as the standard OTEL_* variables say "
-            "(OTEL_TRACES_EXPORTER=otlp|gcp_otlp|gcp_trace|console|none)."
+            "(OTEL_TRACES_EXPORTER=otlp|gcp_otlp|gcp_trace|console|none); CI/CD metrics only "
+            "when OTEL_METRICS_EXPORTER=otlp|gcp_otlp|console is set."
         ),
     )
     parser.add_argument("--version", action="version", version=f"prowtrace {__version__}")

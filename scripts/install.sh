@@ -14,7 +14,9 @@ if [ "$#" -ne 1 ]; then
 fi
 
 cd "$(dirname "$0")/.."
-# --reinstall-package: build prowtrace from this tree every time. uv's cache keys a local
-# project's build on pyproject.toml alone, so without it an edit to processor/ could install a
-# stale wheel from the cache (the tests' offline installs use the cache).
-UV_PROJECT_ENVIRONMENT="$1" exec uv sync --frozen --no-dev --no-editable --reinstall-package prowtrace
+# --locked, not --frozen: a uv.lock that no longer matches pyproject.toml fails the install (and so
+# the image build) instead of installing the stale pins. --reinstall-package: build prowtrace from
+# this tree every time; uv's cache keys a local project's build on pyproject.toml alone, so an
+# edit to processor/ could otherwise install a stale wheel from the cache (the tests' offline
+# installs use the cache).
+UV_PROJECT_ENVIRONMENT="$1" exec uv sync --locked --no-dev --no-editable --reinstall-package prowtrace

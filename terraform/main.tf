@@ -9,7 +9,13 @@ locals {
   labels = merge(var.labels, { app = var.name })
 
   trace_project_id = coalesce(var.trace_project_id, var.project_id)
+  gcp_metrics      = var.metrics_exporter == "gcp_otlp"
   gcp_exporter     = contains(["gcp_otlp", "gcp_trace"], var.traces_exporter)
+  # The Telemetry API files OTLP metrics under a location: the resource must carry one.
+  resource_attributes = join(",", compact([
+    var.otel_resource_attributes,
+    local.gcp_metrics ? "cloud.region=${var.region}" : "",
+  ]))
   # Least privilege per exporter: the Telemetry (OTLP) API needs telemetry.traces.write only;
   # the legacy Cloud Trace API needs cloudtrace.traces.patch (roles/cloudtrace.agent).
   trace_writer_role = {
@@ -18,9 +24,24 @@ locals {
     otlp      = null
   }[var.traces_exporter]
 
-  # The Pub/Sub service agent of the subscription's project: it forwards dead letters and mints
-  # the push OIDC tokens.
-  pubsub_service_agent = "serviceAccount:service-${data.google_project.pipeline.number}@gcp-sa-pubsub.iam.gserviceaccount.com"
+  # The Pub/Sub service agent of the subscription's project (service-<number>@gcp-sa-pubsub...):
+  # it forwards dead letters and mints the push OIDC tokens. Read from the service identity
+  # below, so every grant to it waits until the agent exists.
+  pubsub_service_agent = "serviceAccount:${google_project_service_identity.pubsub.email}"
+
+  # Cloud Run's memory range for each vCPU count (https://cloud.google.com/run/docs/configuring/services/cpu,
+  # "vCPU and memory"), and the memory asked for, in MiB.
+  memory_mib = tonumber(regex("^[0-9]+", var.memory)) * (endswith(var.memory, "Gi") ? 1024 : 1)
+  memory_range_mib = {
+    "1" = [128, 4096]
+    "2" = [128, 8192]
+    "4" = [2048, 16384]
+    "6" = [4096, 24576]
+    "8" = [4096, 32768]
+  }[var.cpu]
+  # Worker pools run in the second-generation environment, whose minimum is 512 MiB.
+  minimum_memory_mib = local.pull ? max(512, local.memory_range_mib[0]) : local.memory_range_mib[0]
+  memory_fits_cpu    = local.memory_mib >= local.minimum_memory_mib && local.memory_mib <= local.memory_range_mib[1]
 
   # Cloud Run's deterministic URL (https://<service>-<project number>.<region>.run.app), known
   # before the service exists: the OIDC audience Pub/Sub puts in push tokens and prowtrace expects,
@@ -48,16 +69,19 @@ locals {
       OTEL_TRACES_EXPORTER    = var.traces_exporter
     },
     var.max_artifact_bytes == null ? {} : { PROWTRACE_MAX_ARTIFACT_BYTES = tostring(var.max_artifact_bytes) },
-    var.otel_resource_attributes == "" ? {} : { OTEL_RESOURCE_ATTRIBUTES = var.otel_resource_attributes },
-    local.gcp_exporter ? { GOOGLE_CLOUD_PROJECT = local.trace_project_id } : {},
+    local.resource_attributes == "" ? {} : { OTEL_RESOURCE_ATTRIBUTES = local.resource_attributes },
+    var.metrics_exporter == "none" ? {} : { OTEL_METRICS_EXPORTER = var.metrics_exporter },
+    local.gcp_exporter || local.gcp_metrics ? { GOOGLE_CLOUD_PROJECT = local.trace_project_id } : {},
     var.traces_exporter == "otlp" ? {
       OTEL_EXPORTER_OTLP_ENDPOINT = var.otlp_endpoint
       OTEL_EXPORTER_OTLP_PROTOCOL = var.otlp_protocol
     } : {},
   )
 
+  # cloud-run-iam: Cloud Run's invoker check verifies the push token and removes its signature,
+  # and prowtrace checks the claims; oidc: prowtrace verifies the signature itself.
   push_env = {
-    PROWTRACE_PUSH_AUTH           = "oidc"
+    PROWTRACE_PUSH_AUTH           = var.invoker_iam_check ? "cloud-run-iam" : "oidc"
     PROWTRACE_PUSH_AUDIENCE       = local.service_url
     PROWTRACE_PUSH_ALLOWED_EMAILS = local.push ? google_service_account.push[0].email : ""
   }
@@ -79,6 +103,11 @@ locals {
       "${local.trace_project_id}|cloudtrace.googleapis.com",
       "${local.trace_project_id}|telemetry.googleapis.com",
     ] : [],
+    # OTLP metrics sent to the Telemetry API are stored by Cloud Monitoring.
+    local.gcp_metrics ? [
+      "${local.trace_project_id}|monitoring.googleapis.com",
+      "${local.trace_project_id}|telemetry.googleapis.com",
+    ] : [],
     var.otlp_headers_secret == null ? [] : ["${split("/", var.otlp_headers_secret)[1]}|secretmanager.googleapis.com"],
   ))
 }
@@ -92,11 +121,28 @@ resource "google_project_service" "apis" {
   disable_on_destroy = false
 }
 
+# Create the Pub/Sub service agent now rather than lazily on first use, so that the IAM grants to
+# it (token creator on the push account, the dead-letter roles) cannot race its creation in a
+# project that never used Pub/Sub. Only the google-beta provider has this resource.
+resource "google_project_service_identity" "pubsub" {
+  provider = google-beta
+
+  project = var.project_id
+  service = "pubsub.googleapis.com"
+
+  depends_on = [google_project_service.apis]
+}
+
 # Rules that tie several inputs together; checked at plan time, before anything is created.
 resource "terraform_data" "input_checks" {
   input = var.delivery_mode
 
   lifecycle {
+    precondition {
+      condition     = var.metrics_exporter != "otlp" || var.traces_exporter == "otlp"
+      error_message = "metrics_exporter = \"otlp\" sends to otlp_endpoint, which the module sets only with traces_exporter = \"otlp\"; use metrics_exporter = \"gcp_otlp\" for Cloud Monitoring."
+    }
+
     precondition {
       condition     = !(var.id_mode == "uid" && var.artifacts == "none")
       error_message = "id_mode = \"uid\" reads the ProwJob UID from prowjob.json: it needs artifacts = \"gcs\"."
@@ -120,6 +166,11 @@ resource "terraform_data" "input_checks" {
     precondition {
       condition     = local.pull || (var.min_instances <= var.max_instances)
       error_message = "min_instances must not exceed max_instances."
+    }
+
+    precondition {
+      condition     = local.memory_fits_cpu
+      error_message = "Cloud Run accepts memory from ${local.minimum_memory_mib}Mi to ${local.memory_range_mib[1]}Mi with cpu = \"${var.cpu}\"${local.pull ? " in a worker pool" : ""}; memory = \"${var.memory}\" is outside that range (more memory needs more vCPUs, more vCPUs need more memory)."
     }
   }
 }

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import os
 
-from processor.commands.options import add_core_options, settings_from_args
+from processor.commands.options import METRICS_FLAG_HELP, add_core_options, settings_from_args
 from processor.logs import configure_logging
 
 NAME = "backfill"
@@ -67,6 +67,7 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         help="send nothing: print the messages as JSON lines (input for `prowtrace replay`); "
         "the summary goes to standard error",
     )
+    parser.add_argument("--metrics", action="store_true", help=METRICS_FLAG_HELP)
     add_core_options(parser, grace_default=0)
     parser.set_defaults(run=run)
 
@@ -86,6 +87,7 @@ def run(args: argparse.Namespace) -> int:
         concurrency=args.concurrency,
         publish=args.publish,
         dry_run=args.dry_run,
+        metrics=args.metrics,
     )
     return backfill_main(
         options, settings, grace_given=args.grace_seconds is not None, env=os.environ

@@ -47,6 +47,12 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         action="store_true",
         help="keep the temporary directory (artifact mirror, worker log) and print its path",
     )
+    parser.add_argument(
+        "--metrics",
+        action="store_true",
+        help="also record the CI/CD metrics (run durations by state and result, errors) and "
+        "print a summary of them",
+    )
     parser.set_defaults(run=run)
 
 
@@ -54,5 +60,11 @@ def run(args: argparse.Namespace) -> int:
     """Run the demo; its exit status says whether every job was traced."""
     from processor.tools.demo import DemoOptions, demo_main  # noqa: PLC0415 - keep --help fast
 
-    options = DemoOptions(jobs=args.jobs, seed=args.seed, output=Path(args.output), keep=args.keep)
+    options = DemoOptions(
+        jobs=args.jobs,
+        seed=args.seed,
+        output=Path(args.output),
+        keep=args.keep,
+        metrics=args.metrics,
+    )
     return demo_main(options)

@@ -15,7 +15,8 @@ def add_core_options(parser: argparse.ArgumentParser, *, grace_default: float | 
         "--id-mode",
         choices=["uid", "build-id"],
         help="uid: trace ID = ProwJob UID, as Istio's tracing.sh (default; needs prowjob.json); "
-        "build-id: hash of job name and build ID, for deployments that cannot read artifacts",
+        "build-id: hash of job name and build ID, for deployments that cannot read artifacts "
+        "or whose runs have no prowjob.json (crier's GCS reporter off)",
     )
     group.add_argument(
         "--artifacts",
@@ -41,6 +42,12 @@ def add_core_options(parser: argparse.ArgumentParser, *, grace_default: float | 
         choices=["json", "console"],
         help="json (Cloud Logging fields) or console; default console on a terminal, else json",
     )
+
+
+METRICS_FLAG_HELP = (
+    "also record CI/CD metrics as OTEL_METRICS_EXPORTER says (off by default: replaying "
+    "history into live counters would distort them)"
+)
 
 
 def settings_from_args(args: argparse.Namespace, *, grace_default: float | None = None) -> Settings:

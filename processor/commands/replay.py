@@ -6,7 +6,7 @@ import argparse
 import os
 import sys
 
-from processor.commands.options import add_core_options, settings_from_args
+from processor.commands.options import METRICS_FLAG_HELP, add_core_options, settings_from_args
 from processor.exit_codes import ExitCode
 from processor.logs import configure_logging
 
@@ -32,14 +32,16 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         help="also append the spans to OUT as OTLP JSON lines, for `prowtrace show` "
         "(with OTEL_TRACES_EXPORTER=none, only there)",
     )
+    parser.add_argument("--metrics", action="store_true", help=METRICS_FLAG_HELP)
     add_core_options(parser, grace_default=0)
     parser.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
     """Replay ``args.file``; exit 1 unless every message was traced or deliberately skipped."""
-    from processor.app import build_pipeline  # noqa: PLC0415 - keep `prowtrace --help` fast
+    from processor.app import build_pipeline, service_metrics  # noqa: PLC0415 - keep --help fast
     from processor.export.exporters import FanOutExporter, build_exporter  # noqa: PLC0415
+    from processor.export.metrics import OFFLINE_FLUSH_SECONDS  # noqa: PLC0415
     from processor.export.otlp_json import OtlpJsonFileExporter  # noqa: PLC0415
     from processor.tools.replay import open_input, replay  # noqa: PLC0415
 
@@ -48,10 +50,12 @@ def run(args: argparse.Namespace) -> int:
     exporter = build_exporter(os.environ)
     if args.otlp_json:
         exporter = FanOutExporter([exporter, OtlpJsonFileExporter(args.otlp_json)])
-    pipeline = build_pipeline(settings, exporter=exporter)
+    metrics = service_metrics(os.environ, wanted=args.metrics)
+    pipeline = build_pipeline(settings, exporter=exporter, metrics=metrics)
     with open_input(args.file, sys.stdin) as lines:
         summary = replay(lines, pipeline.handle)
     exporter.shutdown()
+    metrics.shutdown(OFFLINE_FLUSH_SECONDS)
     print(summary.render())  # noqa: T201 - the summary is the command's output
     if not summary.ok:
         print(  # noqa: T201

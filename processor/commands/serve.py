@@ -20,8 +20,10 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         description=(
             "Listen on $PORT (default 8080) for Pub/Sub push requests at PROWTRACE_PUSH_PATH "
             "(default /). 2xx acks; other statuses nack. Verifies the push subscription's OIDC "
-            "token (PROWTRACE_PUSH_AUDIENCE, PROWTRACE_PUSH_ALLOWED_EMAILS) unless "
-            "PROWTRACE_PUSH_AUTH=off, which is for local use and refused on Cloud Run. "
+            "token (PROWTRACE_PUSH_AUDIENCE, PROWTRACE_PUSH_ALLOWED_EMAILS): Google's signature "
+            "with PROWTRACE_PUSH_AUTH=oidc (the default); with cloud-run-iam, on Cloud Run "
+            "behind its invoker IAM check, also tokens whose signature Cloud Run verified and "
+            "removed (claims still checked); off is for local use and refused on Cloud Run. "
             "GET /healthz is liveness, GET /readyz readiness. SIGTERM drains and exits."
         ),
     )

@@ -34,6 +34,7 @@ from pathlib import Path
 from types import FrameType
 
 import structlog
+from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 from opentelemetry.sdk.trace.export import SpanExporter
 from rich.console import Console
 
@@ -42,6 +43,7 @@ from processor.config import PullSettings, Settings
 from processor.exit_codes import ExitCode, killed_by
 from processor.export.exporters import FanOutExporter, build_exporter
 from processor.export.group_commit import GroupCommitExporter
+from processor.export.metrics import MetricsRecorder, build_metrics
 from processor.export.otlp_json import OtlpJsonFileExporter
 from processor.logs import configure_logging
 from processor.synthetic import write_jsonl
@@ -88,6 +90,8 @@ class DemoOptions:
     """``None``: a fresh seed each run (printed, so ``--seed`` can replay it)."""
     output: Path = Path(DEFAULT_OUTPUT)
     keep: bool = False
+    metrics: bool = False
+    """Record the CI/CD metrics in memory and print a summary of them."""
 
 
 @dataclass(frozen=True)
@@ -278,8 +282,10 @@ def _run(options: DemoOptions, context: _Context) -> DemoResult:
         f"{fleet.artifact_files} artifact files"
     )
     sink = _Sink.open(workdir, environ=environ, otel_env=otel_env, steps=steps, stack=context.stack)
+    reader = InMemoryMetricReader() if options.metrics else None
+    metrics = build_metrics(otel_env, readers=[reader]) if reader else MetricsRecorder(None)
     try:
-        server = _trace_through_pubsub(fleet, sink, steps, context)
+        server = _trace_through_pubsub(fleet, sink, steps, context, metrics=metrics)
     except EmulatorUnavailable as error:
         raise _fleet_for_replay(fleet, workdir, error.reason) from error
     delivery = sink.finish_endpoint(console, steps)
@@ -288,6 +294,9 @@ def _run(options: DemoOptions, context: _Context) -> DemoResult:
     spans = sink.collector.spans()
     views = report.print_waterfalls(console, spans, fleet.scenario_by_trace)
     report.print_summary(console, views, fleet.scenario_by_trace)
+    if reader is not None:
+        report.print_metrics(console, reader.get_metrics_data())
+        metrics.shutdown()
     console.print()
     elapsed = time.monotonic() - context.started
     kept = workdir if options.keep else None
@@ -379,7 +388,12 @@ def _fleet_for_replay(fleet: DemoFleet, workdir: Path, reason: str) -> EmulatorM
 
 
 def _trace_through_pubsub(
-    fleet: DemoFleet, sink: _Sink, steps: report.Steps, context: _Context
+    fleet: DemoFleet,
+    sink: _Sink,
+    steps: report.Steps,
+    context: _Context,
+    *,
+    metrics: MetricsRecorder,
 ) -> PubSubServer:
     """Start Pub/Sub and the worker, publish the stream, wait for every trace, stop them."""
     # Stopped in reverse order of registration: worker, exporters, clients, Pub/Sub. On failure
@@ -399,6 +413,7 @@ def _trace_through_pubsub(
         Settings(artifacts=str(fleet.mirror_root), grace=timedelta(0)),
         context.otel_env,
         exporter=exporter,
+        metrics=metrics,
     )
     worker = pull_worker(
         clients.streaming,
