@@ -25,7 +25,7 @@ from support.otlp_receiver import OtlpReceiver, metric_totals
 from processor.core import semconv as sc
 from processor.core.metrics import RUN_DURATION, SYSTEM_ERRORS
 
-REAL = Path(__file__).parent / "data" / "real-prow"
+REAL = Path(__file__).parents[1] / "data" / "real-prow"
 TERMINAL = {"success", "failure", "aborted", "error"}
 
 

@@ -39,7 +39,7 @@ from processor.tools.backfill_runs import NEVER_RAN, RunOutcome, Selection
 from processor.tools.replay import ReplaySummary, replay
 from processor.tools.waterfall import build_trace_views
 
-CORPUS = Path(__file__).parent / "data" / "real-prow"
+CORPUS = Path(__file__).parents[1] / "data" / "real-prow"
 JOBS = (CORPUS / "messages.jsonl", CORPUS / "mirror")
 VARIANTS = (CORPUS / "variants" / "messages.jsonl", CORPUS / "variants" / "mirror")
 READ_AT = datetime(2026, 12, 1, tzinfo=UTC)
