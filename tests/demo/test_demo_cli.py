@@ -174,3 +174,12 @@ def test_a_job_count_out_of_range_is_a_usage_error(jobs: int, tmp_path: Path) ->
 def test_an_output_in_a_missing_directory_is_a_usage_error(tmp_path: Path) -> None:
     """--output in a directory that does not exist exits 2 before starting anything."""
     assert demo_main(DemoOptions(output=tmp_path / "missing" / "t.jsonl")) == 2
+
+
+def test_the_commands_defaults_are_the_demos_own() -> None:
+    """The flag defaults (kept in the command module so --help stays fast) match the demo's."""
+    from processor.commands import demo as command  # noqa: PLC0415 - the module under test
+    from processor.tools.demo import DEFAULT_OUTPUT, DemoOptions  # noqa: PLC0415
+
+    assert command.DEFAULT_OUTPUT == DEFAULT_OUTPUT
+    assert DemoOptions().jobs == command.DEFAULT_JOBS
