@@ -25,6 +25,7 @@ from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 
+from processor.artifacts import ListedFile
 from processor.artifacts.mirror import MirrorArtifactStore
 from processor.core.message import Delivery
 from processor.export.exporters import build_resource
@@ -106,6 +107,9 @@ class _RecordingStore:
         if data is not None:
             self.found.append(str(mirror_path(self._root, folder) / name))
         return data
+
+    def list_files(self, folder: str, under: str, name_glob: str, limit: int) -> list[ListedFile]:
+        return self._inner.list_files(folder, under, name_glob, limit)
 
     def find(self, prefix: str, name: str) -> Iterator[str]:
         return self._inner.find(prefix, name)

@@ -33,5 +33,7 @@ def build_pipeline(
         store=store,
         exporter=exporter if exporter is not None else build_exporter(env),
         converter=SpanConverter(build_resource(env)),
-        settings=PipelineSettings(id_mode=settings.id_mode, grace=settings.grace),
+        settings=PipelineSettings(
+            id_mode=settings.id_mode, grace=settings.grace, junit=settings.junit
+        ),
     )

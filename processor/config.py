@@ -12,6 +12,15 @@ Variables (all optional):
                                    artifacts are waited for (nack) before emitting what
                                    exists; default 300
 ``PROWTRACE_MAX_ARTIFACT_BYTES``   larger artifact files are refused; default 33554432
+``PROWTRACE_TEST_SPANS``           ``on`` (default: spans for the test suites and cases in
+                                   the job's ``artifacts/**/junit*.xml``; one more storage
+                                   listing per finished job) or ``off``
+``PROWTRACE_MAX_JUNIT_BYTES``      larger JUnit files are skipped (and counted on the
+                                   root span); default 5242880
+``PROWTRACE_MAX_JUNIT_JOB_BYTES``  JUnit bytes read per job, all files together; default
+                                   20971520
+``PROWTRACE_MAX_TEST_SPANS``       test spans per job (failures first, then the slowest);
+                                   default 1000
 ``PROWTRACE_LOG_LEVEL``            ``DEBUG``, ``INFO`` (default), ``WARNING``, ``ERROR``
 ``PROWTRACE_LOG_FORMAT``           ``json`` (default; Cloud Logging's fields) or ``console``
 ``PROWTRACE_GROUP_COMMIT``         ``serve`` and ``pull``: ``on`` (default: concurrent
@@ -48,12 +57,18 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
 
 from processor.artifacts import DEFAULT_MAX_ARTIFACT_BYTES
 from processor.core.ids import IdMode
+from processor.core.junit import DEFAULT_MAX_TEST_SPANS
+from processor.junit_gather import (
+    DEFAULT_MAX_JUNIT_BYTES,
+    DEFAULT_MAX_JUNIT_JOB_BYTES,
+    JunitLimits,
+)
 
 DEFAULT_GRACE_SECONDS = 300.0
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
@@ -71,6 +86,8 @@ class Settings:
     artifacts: str = "gcs"
     grace: timedelta = timedelta(seconds=DEFAULT_GRACE_SECONDS)
     max_artifact_bytes: int = DEFAULT_MAX_ARTIFACT_BYTES
+    junit: JunitLimits | None = field(default_factory=JunitLimits)
+    """Test span limits; ``None`` when ``PROWTRACE_TEST_SPANS=off``."""
     log_level: str = "INFO"
     log_format: str = "json"
 
@@ -95,6 +112,10 @@ def load_settings(env: Mapping[str, str] = os.environ, **overrides: str | float 
         "artifacts": env.get("PROWTRACE_ARTIFACTS"),
         "grace_seconds": env.get("PROWTRACE_GRACE_SECONDS"),
         "max_artifact_bytes": env.get("PROWTRACE_MAX_ARTIFACT_BYTES"),
+        "test_spans": env.get("PROWTRACE_TEST_SPANS"),
+        "max_junit_bytes": env.get("PROWTRACE_MAX_JUNIT_BYTES"),
+        "max_junit_job_bytes": env.get("PROWTRACE_MAX_JUNIT_JOB_BYTES"),
+        "max_test_spans": env.get("PROWTRACE_MAX_TEST_SPANS"),
         "log_level": env.get("PROWTRACE_LOG_LEVEL"),
         "log_format": env.get("PROWTRACE_LOG_FORMAT"),
     }
@@ -128,8 +149,44 @@ def load_settings(env: Mapping[str, str] = os.environ, **overrides: str | float 
                 minimum=1,
             )
         ),
+        junit=_junit_limits(values),
         log_level=level,
         log_format=log_format,
+    )
+
+
+def _junit_limits(values: Mapping[str, str | float | None]) -> JunitLimits | None:
+    """Read the test span settings (``None``: test spans are off)."""
+    switch = str(values["test_spans"] or "on").strip().lower()
+    if switch not in {"on", "off"}:
+        raise ConfigError(f"PROWTRACE_TEST_SPANS={switch!r}: choose on or off")
+    if switch == "off":
+        return None
+    return JunitLimits(
+        max_file_bytes=int(
+            number(
+                values["max_junit_bytes"],
+                "PROWTRACE_MAX_JUNIT_BYTES",
+                DEFAULT_MAX_JUNIT_BYTES,
+                minimum=1,
+            )
+        ),
+        max_job_bytes=int(
+            number(
+                values["max_junit_job_bytes"],
+                "PROWTRACE_MAX_JUNIT_JOB_BYTES",
+                DEFAULT_MAX_JUNIT_JOB_BYTES,
+                minimum=1,
+            )
+        ),
+        max_spans=int(
+            number(
+                values["max_test_spans"],
+                "PROWTRACE_MAX_TEST_SPANS",
+                DEFAULT_MAX_TEST_SPANS,
+                minimum=0,
+            )
+        ),
     )
 
 

@@ -22,7 +22,7 @@ from backfill_fixtures import (
     spans_of,
 )
 
-from processor.artifacts import ArtifactStore, ArtifactUnavailable
+from processor.artifacts import ArtifactStore, ArtifactUnavailable, ListedFile
 from processor.artifacts.mirror import MirrorArtifactStore
 from processor.core.jsonshape import parse_rfc3339
 from processor.testing.corpus import SyntheticJob, mirror_path, write_mirror
@@ -293,6 +293,11 @@ class UnreadableStore:
     def read(self, folder: str, name: str) -> bytes | None:
         """Fail as a storage outage would."""
         raise ArtifactUnavailable(f"{folder}/{name}: HTTP 503: backend unavailable")
+
+    def list_files(self, folder: str, under: str, name_glob: str, limit: int) -> list[ListedFile]:
+        """Fail as a storage outage would."""
+        del name_glob, limit
+        raise ArtifactUnavailable(f"{folder}/{under}: HTTP 503: backend unavailable")
 
     def find(self, prefix: str, name: str) -> Iterator[str]:
         """List through the inner store."""

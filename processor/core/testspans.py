@@ -69,9 +69,11 @@ def add_test_spans(records: Sequence[SpanRecord], junit: JunitResults | None) ->
     """Return ``records`` with the JUnit test spans appended and the root annotated.
 
     ``records`` lists parents before children, root first; ``junit`` is ``None`` when test spans
-    are turned off (nothing changes then).
+    are turned off. Nothing changes for a job without JUnit files.
     """
     if junit is None or not records or records[0].parent is not None:
+        return list(records)
+    if not (junit.files or junit.unreadable or junit.too_large):
         return list(records)
     container = _test_container(records)
     placed = _layout(container, junit)

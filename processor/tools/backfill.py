@@ -55,6 +55,7 @@ from typing import Any, Protocol, TextIO, cast
 from processor.artifacts import (
     ArtifactError,
     ArtifactStore,
+    ListedFile,
     UnsupportedLocation,
     open_store,
 )
@@ -316,6 +317,10 @@ class ReadAheadStore:
         if held is not None and name == facts.PROWJOB and held[0] == folder:
             return held[1]
         return self._inner.read(folder, name)
+
+    def list_files(self, folder: str, under: str, name_glob: str, limit: int) -> list[ListedFile]:
+        """List through the inner store."""
+        return self._inner.list_files(folder, under, name_glob, limit)
 
     def find(self, prefix: str, name: str) -> Iterator[str]:
         """List through the inner store."""
