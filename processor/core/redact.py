@@ -14,14 +14,18 @@ REDACTED = "REDACTED"
 MAX_ATTRIBUTE_CHARS = 1024
 """Long enough for any useful description or command line; bounded so a span stays small."""
 
-_URL_USERINFO = re.compile(r"(?i)([a-z][a-z0-9+.\-]*://)[^/\s@]+@")
+# Both patterns below start only where a run of their leading characters starts (the
+# lookbehind): tried from every position, a long run of word characters costs time quadratic in
+# its length (seconds for a few KiB of test output). The leftmost match is the same either way;
+# _URL_USERINFO keeps a run's non-letter head in its group so the replacement text is the same.
+_URL_USERINFO = re.compile(r"(?i)(?<![a-z0-9+.\-])([0-9+.\-]*[a-z][a-z0-9+.\-]*://)[^/\s@]+@")
 _AUTH_HEADER = re.compile(r"(?i)\b(authorization\s*[:=]\s*)(?:(?:basic|bearer|token)\s+)?[^\s'\"]+")
 _TOKEN_LIKE = re.compile(
     r"\b(?:gh[pousr]_[A-Za-z0-9]{10,}|github_pat_[A-Za-z0-9_]{20,}|glpat-[A-Za-z0-9_\-]{10,}"
     r"|ya29\.[A-Za-z0-9_\-]{10,}|xox[abposr]-[A-Za-z0-9\-]{10,})"
 )
 _SECRET_ASSIGNMENT = re.compile(
-    r"(?i)([a-z0-9_.\-]*(?:password|passwd|token|secret|api[_-]?key)[a-z0-9_]*\s*[=:]\s*)"
+    r"(?i)(?<![a-z0-9_.\-])([a-z0-9_.\-]*(?:password|passwd|token|secret|api[_-]?key)[a-z0-9_]*\s*[=:]\s*)"
     r"[^\s&'\"]+"
 )
 
