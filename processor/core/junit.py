@@ -61,7 +61,7 @@ class TestCase:
     seconds: float
     outcome: CaseOutcome = CaseOutcome.PASSED
     message: str = ""
-    """The failure's ``message`` attribute, else the start of its text (unscrubbed)."""
+    """The failure's ``message`` attribute and the start of its text (unscrubbed)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -242,7 +242,13 @@ class _Collector:
         if case.skipped and case.outcome is CaseOutcome.PASSED:
             suite.skipped += 1
             return
-        message = case.message.strip() or "".join(case.text).strip()
+        # go-junit-report's message is just "Failed"; the text says what failed. Keep both.
+        attribute, text = case.message.strip(), "".join(case.text).strip()
+        message = (
+            f"{attribute}: {text}"
+            if attribute and text and attribute not in text
+            else (text or attribute)
+        )
         suite.cases.append(
             TestCase(
                 name=case.name,

@@ -45,6 +45,7 @@ MAX_FAILURE_CHARS = 1024
 _TIMESTAMP_SLACK_NS = 2_000_000_000
 """A suite's timestamp may precede its container's truncated startedAt by up to this."""
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_ROUNDING_NS = 1_000_000
 
 
 @dataclass(slots=True)
@@ -137,13 +138,15 @@ class _Lanes:
     def __init__(self, start_ns: int, end_ns: int) -> None:
         self._start = start_ns
         self._end = end_ns
+        # Writers round each time (go-junit-report to the millisecond): sums may overshoot a bit.
+        self._slack = _ROUNDING_NS + (end_ns - start_ns) // 100
         self._free: list[tuple[int, int]] = [(start_ns, 0)]
         self.count = 1
 
     def place(self, duration_ns: int) -> tuple[int, int]:
         """Return the start and lane of an item lasting ``duration_ns``."""
         free, lane = heapq.heappop(self._free)
-        if free + duration_ns > self._end and free > self._start:
+        if free + duration_ns > self._end + self._slack and free > self._start:
             heapq.heappush(self._free, (free, lane))
             free, lane = self._start, self.count
             self.count += 1

@@ -25,6 +25,7 @@ from processor.testing.corpus.fleet import (
     sha1_hex,
     uuid4,
 )
+from processor.testing.corpus.junit import junit_files
 from processor.testing.corpus.lifecycle import (
     PodPlan,
     PodRun,
@@ -385,6 +386,7 @@ def _pod_files(spec: JobSpec, pod: PodRun) -> dict[str, bytes]:
             result=result,
             revision_="" if by_initupload else revision(spec.refs),
         )
+    files.update(junit_files(pod))
     return files
 
 
