@@ -33,6 +33,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from fnmatch import fnmatchcase
+from itertools import islice
 
 # google-cloud-storage ships no py.typed marker: pyproject's mypy overrides treat it as Any.
 from google.api_core import exceptions as api_exceptions
@@ -141,12 +142,14 @@ class GcsArtifactStore:
             retry=self._retry,
         )
         prefix_chars = len(location.path) + 1 if location.path else 0
+        matching = (
+            ListedFile(name=blob.name[prefix_chars:], size=int(blob.size or 0))
+            for blob in blobs
+            if fnmatchcase(blob.name.rsplit("/", 1)[-1], name_glob)
+        )
         try:
-            return [
-                ListedFile(name=blob.name[prefix_chars:], size=int(blob.size or 0))
-                for blob in blobs
-                if fnmatchcase(blob.name.rsplit("/", 1)[-1], name_glob)
-            ]
+            # max_results asks the server for no more; islice holds to it whatever comes back.
+            return list(islice(matching, limit))
         except api_exceptions.NotFound:
             return []  # no bucket: no files, as a read of a missing bucket is "no file"
         except _FAILURES as exc:
