@@ -19,7 +19,7 @@ from core_fixtures import SCENARIOS
 from processor.core import semconv as sc
 from processor.core.spans import AttributeValue, SpanKind, SpanRecord
 
-CHECKED_NAMESPACES = ("cicd.", "vcs.", "error.")
+CHECKED_NAMESPACES = ("cicd.", "vcs.", "error.", "test.")
 RUN_SPAN = "span.cicd.pipeline.run.server"
 TASK_SPAN = "span.cicd.pipeline.task.internal"
 REGISTRY_FILES = {
@@ -27,6 +27,7 @@ REGISTRY_FILES = {
     "cicd-spans.yaml",
     "error-registry.yaml",
     "vcs-registry.yaml",
+    "test-registry.yaml",
 }
 CUSTOM_ERROR_TYPES = {
     sc.ERROR_TEST_FAILED,

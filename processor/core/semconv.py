@@ -1,7 +1,8 @@
-"""Attribute names and enum values: OpenTelemetry's CI/CD, VCS and error conventions, and ours.
+"""Attribute names and enum values: OpenTelemetry's CI/CD, VCS, error and test conventions, ours.
 
 Only names defined in the registries vendored under ``tests/data/semconv`` may use the ``cicd.``,
-``vcs.`` and ``error.`` namespaces (a test enforces it); Prow-specific facts live under ``prow.``.
+``vcs.``, ``error.`` and ``test.`` namespaces (a test enforces it); Prow-specific facts live under
+``prow.``.
 """
 
 from __future__ import annotations
