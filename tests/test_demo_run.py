@@ -14,6 +14,7 @@ import pytest
 from demo_helpers import file_spans, is_alive, java_children, oracle, oracle_contents
 from rich.console import Console
 
+from processor.export.otlp_json import read_otlp_json
 from processor.testing.oracle import trace_problems
 from processor.testing.otlp_receiver import OtlpReceiver
 from processor.testing.pubsub_emulator import PubSubEmulator, find_launcher
@@ -135,6 +136,22 @@ def test_the_in_process_run_draws_a_waterfall_per_job(in_process_run: Run) -> No
     """Each of the 12 jobs gets a heading and a waterfall."""
     assert in_process_run.output.count(" of 12 ") == 12
     assert in_process_run.output.count("  trace ") == 12
+
+
+def test_failing_jobs_show_their_failing_test_case(in_process_run: Run) -> None:
+    """Each job whose tests failed has a failing test case span, and the waterfall names it."""
+    with in_process_run.traces_file.open(encoding="utf-8") as lines:
+        spans = read_otlp_json(lines)
+    failed_tests = {
+        span.trace_id
+        for span in spans
+        if span.attributes.get("error.type") == "test_failed" and span.parent_span_id is None
+    }
+    failing_cases = [s for s in spans if s.attributes.get("test.case.result.status") == "fail"]
+    assert failed_tests
+    assert {span.trace_id for span in failing_cases} == failed_tests
+    assert all(span.status_message for span in failing_cases)
+    assert all(span.name in in_process_run.output for span in failing_cases)
 
 
 def test_the_in_process_run_leaves_no_temporary_directory(in_process_run: Run) -> None:
