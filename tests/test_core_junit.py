@@ -17,7 +17,7 @@ from processor.core.junit import (
     TestSuite,
     parse_junit,
 )
-from processor.testing.corpus.junit import kubernetes_e2e_junit
+from processor.synthetic.junit import kubernetes_e2e_junit
 
 REAL = Path(__file__).parent / "data" / "real-junit" / "files"
 

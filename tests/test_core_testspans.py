@@ -23,7 +23,7 @@ from processor.core.junit import (
     parse_junit,
 )
 from processor.core.spans import SpanRecord, identify
-from processor.testing.corpus.junit import kubernetes_e2e_junit
+from processor.synthetic.junit import kubernetes_e2e_junit
 
 REAL = Path(__file__).parent / "data" / "real-junit" / "files"
 TEST_START = instant("2020-05-07T00:52:41Z")

@@ -11,6 +11,7 @@ from core_fixtures import GCS_PATH, PUBLISH
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from support.memory_store import MemoryArtifactStore
 from test_pipeline import IN_GRACE, delivery, full_store
 
 from processor.artifacts import (
@@ -24,7 +25,6 @@ from processor.core import semconv as sc
 from processor.export.otel import SpanConverter
 from processor.junit_gather import JunitLimits, gather_junit
 from processor.pipeline import Outcome, Pipeline, PipelineSettings
-from processor.testing.memory_store import MemoryArtifactStore
 
 REAL = Path(__file__).parent / "data" / "real-junit" / "files"
 GOOD = (REAL / "go-junit-report-v2_pass-fail-skip.xml").read_bytes()

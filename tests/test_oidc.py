@@ -9,8 +9,8 @@ from collections.abc import Iterator
 
 import jwt
 import pytest
+from support.oidc_issuer import LocalOidcIssuer, generate_signing_key
 
-from processor.testing.oidc_issuer import LocalOidcIssuer, generate_signing_key
 from processor.transports.oidc import (
     HttpJwksFetcher,
     JwksKeyCache,

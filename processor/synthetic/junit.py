@@ -13,8 +13,8 @@ import random
 from datetime import UTC, datetime
 from xml.sax.saxutils import quoteattr
 
-from processor.testing.corpus.fleet import seeded
-from processor.testing.corpus.lifecycle import PodRun
+from processor.synthetic.fleet import seeded
+from processor.synthetic.lifecycle import PodRun
 
 _SIGS = ("apps", "network", "storage", "node", "auth", "cli", "scheduling", "api-machinery")
 _VERBS = ("should create", "should delete", "should update", "should list", "should watch")
