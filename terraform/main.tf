@@ -48,6 +48,7 @@ locals {
       OTEL_TRACES_EXPORTER    = var.traces_exporter
     },
     var.max_artifact_bytes == null ? {} : { PROWTRACE_MAX_ARTIFACT_BYTES = tostring(var.max_artifact_bytes) },
+    { PROWTRACE_TEST_SPANS = var.test_spans ? "on" : "off" },
     var.otel_resource_attributes == "" ? {} : { OTEL_RESOURCE_ATTRIBUTES = var.otel_resource_attributes },
     local.gcp_exporter ? { GOOGLE_CLOUD_PROJECT = local.trace_project_id } : {},
     var.traces_exporter == "otlp" ? {
