@@ -16,9 +16,11 @@ import structlog
 from processor.artifacts import ArtifactStore, ArtifactTooLarge, UnsupportedLocation
 from processor.core.junit import (
     DEFAULT_MAX_TEST_SPANS,
+    MAX_CASES,
     JunitError,
     JunitFile,
     JunitResults,
+    TestSuite,
     parse_junit,
 )
 
@@ -41,6 +43,8 @@ class JunitLimits:
     max_file_bytes: int = DEFAULT_MAX_JUNIT_BYTES
     max_job_bytes: int = DEFAULT_MAX_JUNIT_JOB_BYTES
     max_spans: int = DEFAULT_MAX_TEST_SPANS
+    max_cases: int = MAX_CASES
+    """Cases kept for the layout per job (all files together); more are only counted."""
 
 
 def gather_junit(store: ArtifactStore, folder: str, limits: JunitLimits) -> JunitResults:
@@ -54,6 +58,7 @@ def gather_junit(store: ArtifactStore, folder: str, limits: JunitLimits) -> Juni
     unreadable: list[str] = []
     too_large: list[str] = []
     budget = limits.max_job_bytes
+    cases = limits.max_cases
     for item in listed:
         if item.size > min(limits.max_file_bytes, budget):
             too_large.append(item.name)
@@ -87,13 +92,21 @@ def gather_junit(store: ArtifactStore, folder: str, limits: JunitLimits) -> Juni
             continue
         budget -= len(data)
         try:
-            files.append(parse_junit(data, item.name))
+            parsed = parse_junit(data, item.name, max_cases=max(0, cases))
+            files.append(parsed)
         except JunitError as error:
             unreadable.append(item.name)
             log.warning("junit_unreadable", folder=folder, file=item.name, reason=str(error))
+            continue
+        cases -= sum(_kept(suite) for suite in parsed.suites)
     return JunitResults(
         files=tuple(files),
         unreadable=tuple(unreadable),
         too_large=tuple(too_large),
         max_spans=limits.max_spans,
     )
+
+
+def _kept(suite: TestSuite) -> int:
+    """Count the cases a parsed suite (and those nested in it) kept."""
+    return len(suite.cases) + sum(_kept(nested) for nested in suite.suites)

@@ -207,3 +207,10 @@ def test_kubernetes_e2e_fixture_is_deterministic_and_large() -> None:
     suite = parse_junit(first, "junit_01.xml").suites[0]
     assert first == again
     assert len(suite.cases) + suite.skipped == 5000
+
+
+def test_cases_past_the_budget_are_counted_not_kept() -> None:
+    """A file with more cases than its budget keeps the first ones and counts the rest."""
+    data = b"<testsuite>" + b'<testcase name="c" time="1"/>' * 50 + b"</testsuite>"
+    suite = parse_junit(data, "junit.xml", max_cases=20).suites[0]
+    assert (len(suite.cases), suite.dropped) == (20, 30)

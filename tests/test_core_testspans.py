@@ -271,3 +271,16 @@ def test_timestamps_are_utc_datetimes() -> None:
     """The fixture's stamps are UTC (a guard for the helper above)."""
     assert TEST_START.tzinfo is UTC
     assert datetime(2020, 5, 7, 0, 52, 41, tzinfo=UTC) == TEST_START
+
+
+def test_cases_dropped_at_parse_count_as_omitted() -> None:
+    """A suite whose file had more cases than the budget says so in its counts."""
+    dropped = replace(suite("s", case("a", 1)), dropped=5)
+    span = by_name(spans_for(JunitFile("artifacts/junit.xml", (dropped,))), "s")
+    assert (
+        span.attributes[sc.PROW_TEST_SUITE_CASES],
+        span.attributes[sc.PROW_TEST_SUITE_OMITTED],
+    ) == (
+        6,
+        5,
+    )

@@ -206,3 +206,13 @@ def test_a_bad_test_spans_value_is_refused() -> None:
     """A value other than on/off is a configuration error naming the variable."""
     with pytest.raises(ConfigError, match="PROWTRACE_TEST_SPANS"):
         load_settings({"PROWTRACE_TEST_SPANS": "maybe"})
+
+
+def test_the_case_budget_is_shared_by_the_job_files(tmp_path: Path) -> None:
+    """Cases kept across all files stop at the job's budget; the rest are counted as dropped."""
+    many = b"<testsuite>" + b'<testcase name="c" time="1"/>' * 30 + b"</testsuite>"
+    store = mirror_with(tmp_path, {"artifacts/junit_1.xml": many, "artifacts/junit_2.xml": many})
+    results = gather_junit(store, FOLDER, JunitLimits(max_cases=40))
+    kept = [len(file.suites[0].cases) for file in results.files]
+    dropped = [file.suites[0].dropped for file in results.files]
+    assert (kept, dropped) == ([30, 10], [0, 20])

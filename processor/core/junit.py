@@ -29,8 +29,10 @@ MAX_DEPTH = 64
 """Deeper element nesting is refused: no JUnit writer nests more than a few levels."""
 MAX_NAME_CHARS = 512
 """Suite and case names are cut here when read (Ginkgo names can be long, not this long)."""
-MAX_MESSAGE_CHARS = 4096
-"""At most this much of a failure's text is kept; the span caps it further after scrubbing."""
+MAX_MESSAGE_CHARS = 1024
+"""At most this much of a failure's text is kept: what a span shows (after scrubbing) at most."""
+MAX_CASES = 10_000
+"""Cases kept per file by default; more are only counted (memory must not follow a file's size)."""
 DEFAULT_MAX_TEST_SPANS = 1000
 """Enough for every failure and the slow tail of a Kubernetes e2e run (thousands of cases)."""
 _FEED_BYTES = 1 << 16
@@ -76,6 +78,8 @@ class TestSuite:
     cases: tuple[TestCase, ...] = ()
     suites: tuple[TestSuite, ...] = ()
     skipped: int = 0
+    dropped: int = 0
+    """Cases that ran but were not kept: the file had more than its case budget."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,15 +103,19 @@ class JunitResults:
     """How many test spans the job may have (the deployment's setting, carried to the layout)."""
 
 
-def parse_junit(data: bytes, name: str) -> JunitFile:
-    """Decode one JUnit file; raise :class:`JunitError` if it cannot be read as one."""
+def parse_junit(data: bytes, name: str, max_cases: int = MAX_CASES) -> JunitFile:
+    """Decode one JUnit file; raise :class:`JunitError` if it cannot be read as one.
+
+    At most ``max_cases`` cases that ran are kept (in file order); later ones are counted on
+    their suite as ``dropped``, so a file's memory is bounded whatever it holds.
+    """
     try:
-        return _parse(data, name)
+        return _parse(data, name, max_cases)
     except JunitError as first:
         # Test output pasted into failures is not always UTF-8 (go-junit-report copies raw bytes
         # into documents that declare UTF-8): read such a file with the bad bytes replaced.
         if not _is_utf8(data) and not first.args[0].startswith(f"{name}: refused"):
-            return _parse(data.decode("utf-8", "replace").encode(), name)
+            return _parse(data.decode("utf-8", "replace").encode(), name, max_cases)
         raise
 
 
@@ -119,8 +127,8 @@ def _is_utf8(data: bytes) -> bool:
     return True
 
 
-def _parse(data: bytes, name: str) -> JunitFile:
-    target = _Collector(name)
+def _parse(data: bytes, name: str, max_cases: int) -> JunitFile:
+    target = _Collector(name, max_cases)
     parser = DefusedXMLParser(target=target, forbid_dtd=True)
     try:
         for offset in range(0, len(data), _FEED_BYTES):
@@ -143,6 +151,7 @@ class _OpenSuite:
     cases: list[TestCase] = field(default_factory=list)
     suites: list[TestSuite] = field(default_factory=list)
     skipped: int = 0
+    dropped: int = 0
 
     def close(self) -> TestSuite:
         return TestSuite(
@@ -152,6 +161,7 @@ class _OpenSuite:
             cases=tuple(self.cases),
             suites=tuple(self.suites),
             skipped=self.skipped,
+            dropped=self.dropped,
         )
 
 
@@ -170,8 +180,9 @@ class _OpenCase:
 class _Collector:
     """An XMLParser target that keeps suite and case facts and drops everything else."""
 
-    def __init__(self, name: str) -> None:
+    def __init__(self, name: str, max_cases: int) -> None:
         self._name = name
+        self._budget = max_cases
         self._depth = 0
         self._suites: list[_OpenSuite] = []
         self._case: _OpenCase | None = None
@@ -242,6 +253,10 @@ class _Collector:
         if case.skipped and case.outcome is CaseOutcome.PASSED:
             suite.skipped += 1
             return
+        if self._budget <= 0:
+            suite.dropped += 1
+            return
+        self._budget -= 1
         # go-junit-report's message is just "Failed"; the text says what failed. Keep both.
         attribute, text = case.message.strip(), "".join(case.text).strip()
         message = (

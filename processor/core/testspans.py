@@ -314,10 +314,12 @@ def _suite_span(
         status = sc.SUITE_STATUS_SUCCESS
     attributes[sc.TEST_SUITE_RUN_STATUS] = status
     attributes[sc.PROW_TEST_SUITE_FILE] = scrub(item.file)
-    attributes[sc.PROW_TEST_SUITE_CASES] = len(cases)
+    attributes[sc.PROW_TEST_SUITE_CASES] = len(cases) + suite.dropped
     attributes[sc.PROW_TEST_SUITE_FAILED] = failed
     attributes[sc.PROW_TEST_SUITE_SKIPPED] = suite.skipped
-    attributes[sc.PROW_TEST_SUITE_OMITTED] = sum(1 for child in cases if child.path not in kept)
+    attributes[sc.PROW_TEST_SUITE_OMITTED] = suite.dropped + sum(
+        1 for child in cases if child.path not in kept
+    )
     return SpanRecord(
         path=item.path,
         parent=item.parent,
