@@ -126,6 +126,17 @@ def test_exported_spans_are_the_oracles_terminal_state_spans(
     assert_traces_complete(spans, expected())
 
 
+def test_backfill_exports_test_spans(
+    full_run: tuple[Tally, dict[SpanKey, ReceivedSpan]],
+) -> None:
+    """Finished runs whose test container left JUnit results get their test case spans."""
+    _, spans = full_run
+    cases = [span for span in spans.values() if "test.case.name" in span.attributes]
+    failing = [span for span in cases if span.attributes["test.case.result.status"] == "fail"]
+    assert cases
+    assert failing
+
+
 def test_rerun_exports_the_identical_span_set(
     mirror: Path, full_run: tuple[Tally, dict[SpanKey, ReceivedSpan]]
 ) -> None:
