@@ -3,17 +3,21 @@
 from __future__ import annotations
 
 import tracemalloc
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from core_fixtures import PUBLISH, full_artifacts, traceable
 
+from processor.core.build import job_spans
 from processor.core.junit import (
     MAX_DEPTH,
     MAX_MESSAGE_CHARS,
     CaseOutcome,
     JunitError,
     JunitFile,
+    JunitResults,
     TestSuite,
     parse_junit,
 )
@@ -214,3 +218,19 @@ def test_cases_past_the_budget_are_counted_not_kept() -> None:
     data = b"<testsuite>" + b'<testcase name="c" time="1"/>' * 50 + b"</testsuite>"
     suite = parse_junit(data, "junit.xml", max_cases=20).suites[0]
     assert (len(suite.cases), suite.dropped) == (20, 30)
+
+
+def test_nesting_up_to_the_limit_lays_out_quickly() -> None:
+    """Suites nested MAX_DEPTH - 2 deep without times parse and lay out (no repeated descent)."""
+    depth = MAX_DEPTH - 2
+    data = (
+        b"<testsuites>"
+        + b'<testsuite name="s"><testcase name="c" time="1"/>' * depth
+        + b"</testsuite>" * depth
+        + b"</testsuites>"
+    )
+    parsed = parse_junit(data, "junit.xml")
+    junit = JunitResults(files=(parsed,))
+    artifacts = replace(full_artifacts(), junit=junit)
+    records = job_spans(traceable("failure"), artifacts, PUBLISH)
+    assert sum(1 for record in records if "/junit/" in record.path) == 2 * depth

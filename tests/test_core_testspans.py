@@ -284,3 +284,10 @@ def test_cases_dropped_at_parse_count_as_omitted() -> None:
         6,
         5,
     )
+
+
+def test_a_suite_shorter_than_its_longest_case_is_stretched_to_it() -> None:
+    """A suite ``time`` of 1 s around a 5 s case lasts 5 s, so the case keeps its duration."""
+    records = spans_for(JunitFile("artifacts/junit.xml", (suite("s", case("a", 5), seconds=1),)))
+    span = by_name(records, "a")
+    assert span.end_ns - span.start_ns == 5_000_000_000

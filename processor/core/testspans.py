@@ -126,10 +126,15 @@ def _instant_ns(instant: datetime) -> int:
 
 
 def _wall_ns(suite: TestSuite) -> int:
-    """Return a suite's duration: its ``time``, else what its contents add up to."""
+    """Return a suite's duration: its ``time``, else what its contents add up to.
+
+    A ``time`` shorter than one of its own cases (rounded, or written before the case ended) is
+    stretched to that case: nothing inside a suite can take longer than the suite.
+    """
+    parts = [*(_ns(case.seconds) for case in suite.cases), *map(_wall_ns, suite.suites)]
     if suite.seconds is not None:
-        return _ns(suite.seconds)
-    return sum(_ns(case.seconds) for case in suite.cases) + sum(map(_wall_ns, suite.suites))
+        return max(_ns(suite.seconds), *parts, 0)
+    return sum(parts)
 
 
 class _Lanes:
