@@ -7,10 +7,10 @@ Prow jobs upload JUnit files next to their other artifacts (Spyglass's JUnit len
 ``whatever``), failures as ``<failure>`` or ``<error>``, skips as ``<skipped>`` (Ginkgo's pending
 specs too).
 
-The file is parsed by ``defusedxml``'s expat parser with DTDs forbidden, so no entity expansion
-(billion laughs), no external entity and no network access can happen. No element tree is built:
-a streaming target keeps only the facts, and the text of ``<system-out>``/``<system-err>`` is
-never held, so memory stays proportional to the number of cases kept, not to the file's size.
+The file is parsed by ``defusedxml``'s SAX parser (expat) with DTDs forbidden, so no entity
+expansion (billion laughs), no external entity and no network access can happen. No element tree
+is built: a streaming handler keeps only the facts, and the text of ``<system-out>`` and
+``<system-err>`` is never held, so memory stays proportional to the cases kept, not to the file.
 Skipped cases are only counted. Anything malformed raises :class:`JunitError`.
 """
 
@@ -20,10 +20,12 @@ import math
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
-from xml.etree.ElementTree import ParseError
+from xml.sax import SAXException
+from xml.sax.handler import ContentHandler
+from xml.sax.xmlreader import AttributesImpl
 
+import defusedxml.sax
 from defusedxml import DefusedXmlException
-from defusedxml.ElementTree import DefusedXMLParser
 
 MAX_DEPTH = 64
 """Deeper element nesting is refused: no JUnit writer nests more than a few levels."""
@@ -35,7 +37,6 @@ MAX_CASES = 10_000
 """Cases kept per file by default; more are only counted (memory must not follow a file's size)."""
 DEFAULT_MAX_TEST_SPANS = 1000
 """Enough for every failure and the slow tail of a Kubernetes e2e run (thousands of cases)."""
-_FEED_BYTES = 1 << 16
 _EARLIEST_TIMESTAMP = datetime(1971, 1, 1, tzinfo=UTC)
 """Older timestamps are placeholders (gotestsum and Ginkgo write Go's zero time 0001-01-01)."""
 
@@ -129,14 +130,11 @@ def _is_utf8(data: bytes) -> bool:
 
 def _parse(data: bytes, name: str, max_cases: int) -> JunitFile:
     target = _Collector(name, max_cases)
-    parser = DefusedXMLParser(target=target, forbid_dtd=True)
     try:
-        for offset in range(0, len(data), _FEED_BYTES):
-            parser.feed(data[offset : offset + _FEED_BYTES])
-        parser.close()
+        defusedxml.sax.parseString(data, target, forbid_dtd=True)
     except DefusedXmlException as error:
         raise JunitError(f"{name}: refused: {type(error).__name__}") from None
-    except ParseError as error:
+    except SAXException as error:
         raise JunitError(f"{name}: not well-formed XML ({error})") from None
     if target.root is None:
         raise JunitError(f"{name}: the root element is neither <testsuites> nor <testsuite>")
@@ -177,10 +175,11 @@ class _OpenCase:
     text_chars: int = 0
 
 
-class _Collector:
-    """An XMLParser target that keeps suite and case facts and drops everything else."""
+class _Collector(ContentHandler):
+    """A SAX handler that keeps suite and case facts and drops everything else."""
 
     def __init__(self, name: str, max_cases: int) -> None:
+        super().__init__()
         self._name = name
         self._budget = max_cases
         self._depth = 0
@@ -195,11 +194,12 @@ class _Collector:
     def root(self) -> list[TestSuite] | None:
         return self._top if self._root_tag in {"testsuites", "testsuite"} else None
 
-    def start(self, tag: str, attrib: dict[str, str]) -> None:
+    def startElement(self, tag: str, attrib: AttributesImpl) -> None:  # noqa: N802 - SAX's name
+        """Open an element: a suite, a case, or what a case ended with."""
         self._depth += 1
         if self._depth > MAX_DEPTH:
             raise JunitError(f"{self._name}: elements nested deeper than {MAX_DEPTH}")
-        local = tag.rpartition("}")[2]
+        local = tag.rpartition(":")[2]
         if self._depth == 1:
             self._root_tag = local
         if local == "testsuite" and self._case is None:
@@ -220,7 +220,7 @@ class _Collector:
         elif self._case is not None and self._depth == self._case_depth + 1:
             self._outcome_start(local, attrib)
 
-    def _outcome_start(self, local: str, attrib: dict[str, str]) -> None:
+    def _outcome_start(self, local: str, attrib: AttributesImpl) -> None:
         case = self._case
         assert case is not None  # noqa: S101 - only called inside a case
         if local == "skipped":
@@ -230,15 +230,17 @@ class _Collector:
             case.message = attrib.get("message", "")[:MAX_MESSAGE_CHARS]
             self._in_outcome = True
 
-    def data(self, text: str) -> None:
+    def characters(self, text: str) -> None:
+        """Keep text only inside a failure or error, and only its start."""
         case = self._case
         if self._in_outcome and case is not None and case.text_chars < MAX_MESSAGE_CHARS:
             case.text.append(text[: MAX_MESSAGE_CHARS - case.text_chars])
             case.text_chars += len(case.text[-1])
 
-    def end(self, tag: str) -> None:
+    def endElement(self, tag: str) -> None:  # noqa: N802 - SAX's name
+        """Close an element."""
         self._depth -= 1
-        local = tag.rpartition("}")[2]
+        local = tag.rpartition(":")[2]
         if local in {"failure", "error"}:
             self._in_outcome = False
         elif local == "testcase" and self._case is not None and self._depth < self._case_depth:
@@ -273,9 +275,6 @@ class _Collector:
                 message=message[:MAX_MESSAGE_CHARS],
             )
         )
-
-    def close(self) -> None:
-        return None
 
 
 def _seconds(value: str | None) -> float | None:
