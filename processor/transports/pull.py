@@ -8,7 +8,8 @@ client's buffer are nacked by the library, and the callbacks in flight finish (a
 before :meth:`PullWorker.stop` returns. A callback can be stuck for the exporter's whole timeout
 (an OTLP exporter retries a down backend for 10 s by default), longer than Cloud Run's 10 s between
 SIGTERM and SIGKILL, so ``stop`` keeps a reserve of its budget: when only that reserve is left it
-aborts the exports in flight (the caller's ``abort_exports``), and the callbacks nack at once.
+aborts the exports in flight (the caller's ``abort_exports``), and the callbacks nack at once
+(:func:`processor.transports.settle.drain`, shared with the push endpoint).
 """
 
 from __future__ import annotations
@@ -30,12 +31,9 @@ from google.cloud.pubsub_v1.types import FlowControl
 from processor.config import PullSettings
 from processor.core.message import Delivery
 from processor.pipeline import Outcome, Result
-from processor.transports.disposition import crash_result, dispose
+from processor.transports.settle import drain, settle
 
 log = structlog.get_logger("prowtrace.pull")
-
-ABORT_RESERVE_SECONDS = 3.0
-"""Of the stop budget, what is kept for callbacks to nack after their exports were aborted."""
 
 
 class PullWorker:
@@ -106,15 +104,14 @@ class PullWorker:
         if future is None:
             return
         future.cancel()
-        budget = self._settings.shutdown_timeout
-        drain = budget if abort_exports is None else max(budget - ABORT_RESERVE_SECONDS, 0.0)
-        settled = _settle(future, drain)
-        if not settled and abort_exports is not None:
-            log.warning("pull_stop_aborting_exports", in_flight=self.in_flight, after=drain)
-            abort_exports()
-            settled = _settle(future, budget - drain)
-        if not settled:
-            log.warning("pull_stop_timeout", timeout=budget, in_flight=self.in_flight)
+        drain(
+            lambda seconds: _stream_closed(future, seconds),
+            self._settings.shutdown_timeout,
+            abort_exports,
+            in_flight=lambda: self.in_flight,
+            log=log,
+            event="pull_stop",
+        )
         log.info("pull_stopped", acked=self.acked, nacked=self.nacked)
 
     def _on_message(self, message: Message) -> None:
@@ -128,15 +125,10 @@ class PullWorker:
         with self._lock:
             self.in_flight += 1
         try:
-            result = self._handle(delivery)
-        except Exception as error:  # never let one message kill the callback pool
-            log.exception("message_crashed", message_id=message.message_id)
-            result = crash_result(error)
+            result, disposition = settle(self._handle, delivery, project=self._project, log=log)
         finally:
             with self._lock:
                 self.in_flight -= 1
-        disposition = dispose(result, delivery, project=self._project)
-        getattr(log, disposition.level)("message", **disposition.fields)
         with self._lock:
             self.outcomes[result.outcome] += 1
             if disposition.ack:
@@ -149,7 +141,7 @@ class PullWorker:
             message.nack()
 
 
-def _settle(future: StreamingPullFuture, timeout: float) -> bool:
+def _stream_closed(future: StreamingPullFuture, timeout: float) -> bool:
     """Wait up to ``timeout`` s for the stream's shutdown; True once it is complete."""
     try:
         future.result(timeout=timeout)

@@ -21,7 +21,7 @@ pipeline that raises is poison too (FAILED), never a 500 that Pub/Sub would retr
 from __future__ import annotations
 
 import asyncio
-import contextlib
+import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
@@ -29,23 +29,22 @@ import structlog
 from aiohttp import web
 
 from processor.config import PushSettings
-from processor.core.message import Delivery, InvalidEnvelope, delivery_from_push
+from processor.core.message import Delivery
 from processor.pipeline import Outcome, Result
-from processor.transports.disposition import crash_result, dispose
+from processor.transports.envelope import InvalidEnvelope, delivery_from_push
 from processor.transports.oidc import (
     OidcVerifier,
     Rejection,
     Unauthenticated,
     VerifierUnavailable,
 )
+from processor.transports.settle import drain, settle
 
 log = structlog.get_logger("prowtrace.push")
 
 STATUS_ACK = 204
 STATUS_RETRY = 503
 STATUS_POISON = 422
-ABORT_RESERVE_SECONDS = 3.0
-"""Of the drain budget, what is kept for requests to answer after their exports were aborted."""
 
 
 class _Refused(Exception):
@@ -72,7 +71,7 @@ class PushEndpoint:
         """Serve ``handle``; ``verifier`` ``None`` means authentication is off.
 
         ``abort_exports`` (e.g. the exporter's ``shutdown``) is called while draining if requests
-        are still in flight when only ``ABORT_RESERVE_SECONDS`` of the drain budget remain: an
+        are still in flight when only ``settle.ABORT_RESERVE_SECONDS`` of the budget remain: an
         exporter retrying a down backend would otherwise hold them past Cloud Run's SIGKILL.
         """
         self._handle = handle
@@ -85,7 +84,7 @@ class PushEndpoint:
         )
         self.draining = False
         self.in_flight = 0
-        self._idle = asyncio.Event()
+        self._idle = threading.Event()  # the drain waits on it in a thread (settle.drain)
         self._idle.set()
 
     async def push(self, request: web.Request) -> web.Response:
@@ -101,17 +100,14 @@ class PushEndpoint:
         self._idle.clear()
         try:
             loop = asyncio.get_running_loop()
-            try:
-                result = await loop.run_in_executor(self._pool, self._handle, delivery)
-            except Exception as error:  # a crash is poison, not a 500 retried forever
-                log.exception("message_crashed", message_id=delivery.message_id)
-                result = crash_result(error)
+            # A crash is poison (settle), never a 500 that Pub/Sub would retry forever.
+            result, disposition = await loop.run_in_executor(
+                self._pool, lambda: settle(self._handle, delivery, project=self._project, log=log)
+            )
         finally:
             self.in_flight -= 1
             if self.in_flight == 0:
                 self._idle.set()
-        disposition = dispose(result, delivery, project=self._project)
-        getattr(log, disposition.level)("message", **disposition.fields)
         if disposition.ack:
             return web.Response(status=STATUS_ACK)
         status = STATUS_RETRY if result.outcome is Outcome.RETRY else STATUS_POISON
@@ -166,25 +162,21 @@ class PushEndpoint:
     async def drain(self) -> None:
         """Refuse new messages and wait (bounded) for in-flight ones to finish.
 
-        In-flight requests may finish normally until only ``ABORT_RESERVE_SECONDS`` of the
-        budget remain; then the exports they wait on are aborted, so they answer 503 (nack).
+        In-flight requests may finish normally until only ``settle.ABORT_RESERVE_SECONDS`` of
+        the budget remain; then the exports they wait on are aborted, so they answer 503 (nack).
+        The wait runs on a thread of its own: the event loop keeps answering meanwhile.
         """
         self.draining = True
         log.info("serve_draining", in_flight=self.in_flight)
-        budget = self._settings.shutdown_timeout
-        drain = budget if self._abort_exports is None else max(budget - ABORT_RESERVE_SECONDS, 0)
-        idle = await self._wait_idle(drain)
-        if not idle and self._abort_exports is not None:
-            log.warning("serve_drain_aborting_exports", in_flight=self.in_flight, after=drain)
-            self._abort_exports()
-            idle = await self._wait_idle(budget - drain)
-        if not idle:
-            log.warning("serve_drain_timeout", timeout=budget, in_flight=self.in_flight)
-
-    async def _wait_idle(self, seconds: float) -> bool:
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._idle.wait(), seconds)
-        return self._idle.is_set()
+        await asyncio.to_thread(
+            drain,
+            self._idle.wait,
+            self._settings.shutdown_timeout,
+            self._abort_exports,
+            in_flight=lambda: self.in_flight,
+            log=log,
+            event="serve_drain",
+        )
 
     async def close(self, _app: web.Application) -> None:
         """Release the thread pool."""
