@@ -18,9 +18,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from bench import cost, machine, memory, pull, push, throughput, workspace
+from bench import cost, junit, machine, memory, pull, push, throughput, workspace
 
-BENCHMARKS = ("throughput", "push", "pull", "memory")
+BENCHMARKS = ("throughput", "push", "pull", "memory", "junit")
 
 
 @dataclass(frozen=True)
@@ -180,6 +180,8 @@ def render(report: dict[str, Any]) -> str:
         lines += _render_pull(report)
     if "memory" in report:
         lines += _render_memory(report)
+    if "junit" in report:
+        lines += junit.render(report["junit"])
     if "cost" in report:
         lines += _render_cost(report)
     if report.get("targets"):
@@ -287,6 +289,9 @@ def run(plan: Plan, only: Sequence[str], root: Path, *, mode: str) -> dict[str, 
     if "memory" in only:
         print("memory ...", file=sys.stderr)
         report["memory"] = memory.measure(ws.large, ws.mirror, split)
+    if "junit" in only:
+        print("junit ...", file=sys.stderr)
+        report["junit"] = junit.measure(root, ws.small, ws.mirror, split)
     priced = _cost(report, ws.small)
     if priced is not None:
         report["cost"] = priced

@@ -64,6 +64,7 @@ def build_pipeline(
             grace=settings.grace,
             labels=settings.labels,
             artifact_buckets=settings.artifact_buckets,
+            junit=settings.junit,
         ),
         metrics=metrics if metrics is not None and metrics.enabled else None,
     )

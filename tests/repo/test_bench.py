@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
 
-from bench import cost, floor, machine, memory, proc, pull, push, throughput, workspace
+from bench import cost, floor, junit, machine, memory, proc, pull, push, throughput, workspace
 from bench.__main__ import QUICK, render, run
 from bench.loadgen import LoadResult
 from bench.stats import latency_summary, percentile
@@ -181,6 +181,19 @@ def test_memory_smoke(
     result = memory.measure(tiny.large, tiny.mirror, cores)
     assert result["ok"]
     assert [sample["jobs"] for sample in result["samples"]] == [4, 8, 12, 16]
+
+
+def test_junit_smoke(
+    tiny: workspace.Workspace, cores: tuple[frozenset[int], frozenset[int]], tmp_path: Path
+) -> None:
+    """Every variant exports; the 7,000-case file is capped; the 50 MiB file adds no span."""
+    result = junit.measure(tmp_path, tiny.small, tiny.mirror, cores, rounds=1)
+    rows = result["per_message"]
+    assert {row["outcome"] for row in rows.values()} == {"exported"}
+    assert rows["7,000-case e2e"]["spans"] > rows["no JUnit"]["spans"] + 900
+    assert rows["hostile 50 MiB"]["spans"] == rows["no JUnit"]["spans"]
+    assert result["throughput"]["cpu_ratio"] > 0
+    assert "hostile at the limit" in "\n".join(junit.render(result))
 
 
 def test_report_renders_every_section(tmp_path: Path) -> None:
