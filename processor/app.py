@@ -60,7 +60,10 @@ def build_pipeline(
         exporter=exporter if exporter is not None else build_exporter(env),
         converter=SpanConverter(build_resource(env)),
         settings=PipelineSettings(
-            id_mode=settings.id_mode, grace=settings.grace, labels=settings.labels
+            id_mode=settings.id_mode,
+            grace=settings.grace,
+            labels=settings.labels,
+            artifact_buckets=settings.artifact_buckets,
         ),
         metrics=metrics if metrics is not None and metrics.enabled else None,
     )
