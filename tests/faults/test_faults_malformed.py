@@ -44,7 +44,7 @@ from support.oracle import (
     assert_traces_complete,
     expected_spans,
 )
-from support.otlp_receiver import OtlpReceiver, ReceivedSpan, unique_spans_of
+from support.otlp_receiver import OtlpReceiver, unique_spans_of
 from support.push_server import PushServerThread
 
 from processor.artifacts.mirror import MirrorArtifactStore
@@ -52,6 +52,7 @@ from processor.config import PushSettings
 from processor.core.message import Delivery
 from processor.export.exporters import build_resource
 from processor.export.otel import SpanConverter
+from processor.export.otlp_json import DecodedSpan
 from processor.pipeline import Outcome, Pipeline, PipelineSettings
 from processor.synthetic import (
     Published,
@@ -83,7 +84,7 @@ class Stream:
 
     mirror: Path
     valid: tuple[Published, ...]
-    expected: dict[SpanKey, ReceivedSpan]
+    expected: dict[SpanKey, DecodedSpan]
     payloads: tuple[MalformedInput, ...]
     """Malformed crier messages (Pub/Sub message data)."""
     envelopes: tuple[MalformedInput, ...]

@@ -55,11 +55,12 @@ from typing import Any, Self
 from google.pubsub_v1 import PubsubMessage, PushConfig, ReceivedMessage
 from opentelemetry.sdk.resources import Resource
 
+from processor.export.otlp_json import DecodedSpan
 from processor.local_service import LocalService
 from processor.synthetic import Published, generate, message_bytes, stream, write_mirror
 from processor.tools.demo.pubsub_emulator import PubSubEmulator
 from support.oracle import SpanKey, expected_spans, trace_problems
-from support.otlp_receiver import OtlpReceiver, ReceivedSpan, SpanConflict
+from support.otlp_receiver import OtlpReceiver, SpanConflict
 
 CONSUMER_STOP_SECONDS = 10.0
 """Cloud Run's budget between SIGTERM and SIGKILL: a consumer must exit within it."""
@@ -87,7 +88,7 @@ class E2eCorpus:
     """Crier's messages in publish order."""
     mirror: Path
     """The artifact mirror (``PROWTRACE_ARTIFACTS``): ``gs://B/P`` is ``mirror/B/P``."""
-    expected: Mapping[SpanKey, ReceivedSpan]
+    expected: Mapping[SpanKey, DecodedSpan]
     """Exactly the spans a consumer must export for ``messages``, by ``(trace_id, span_id)``."""
 
     @property
@@ -656,7 +657,7 @@ def received_keys(receiver: OtlpReceiver) -> set[SpanKey]:
 
 def wait_for_traces(
     receiver: OtlpReceiver,
-    expected: Mapping[SpanKey, ReceivedSpan],
+    expected: Mapping[SpanKey, DecodedSpan],
     *,
     timeout: float,
     consumers: ConsumerSet | Iterable[ConsumerProcess] = (),

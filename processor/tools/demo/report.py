@@ -17,7 +17,7 @@ from rich.measure import Measurement
 from rich.table import Table
 from rich.text import Text
 
-from processor.export.otlp_json import ShownSpan
+from processor.export.otlp_json import DecodedSpan
 from processor.synthetic import Scenario
 from processor.tools.demo.fleet import SCENARIO_NOTES
 from processor.tools.demo.sinks import Arrivals, EndpointDelivery
@@ -95,11 +95,11 @@ def progress_text(progress: Arrivals, acked: int, messages: int) -> str:
 
 
 def print_waterfalls(
-    console: Console, spans: Sequence[ShownSpan], scenarios: Mapping[str, Scenario]
+    console: Console, spans: Sequence[DecodedSpan], scenarios: Mapping[str, Scenario]
 ) -> list[TraceView]:
     """Print each trace's waterfall under a rule saying what the job went through."""
     views = build_trace_views(spans)
-    by_trace: dict[str, list[ShownSpan]] = {}
+    by_trace: dict[str, list[DecodedSpan]] = {}
     for span in spans:
         by_trace.setdefault(span.trace_id, []).append(span)
     dot = _glyphs(console).dot

@@ -22,7 +22,7 @@ import structlog
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 
-from processor.export.otlp_json import ShownSpan, shown_spans_from_sdk
+from processor.export.otlp_json import DecodedSpan, spans_from_sdk
 
 log = structlog.get_logger("prowtrace.demo")
 
@@ -53,12 +53,12 @@ class TraceCollector(SpanExporter):
     def __init__(self) -> None:
         """Start empty."""
         self._changed = threading.Condition()
-        self._spans: dict[tuple[str, str], ShownSpan] = {}
+        self._spans: dict[tuple[str, str], DecodedSpan] = {}
         self._version = 0
 
     def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
         """Keep ``spans`` (a repeat of a span replaces it: redeliveries rebuild the same span)."""
-        shown = shown_spans_from_sdk(spans)
+        shown = spans_from_sdk(spans)
         with self._changed:
             for span in shown:
                 self._spans[(span.trace_id, span.span_id)] = span
@@ -69,7 +69,7 @@ class TraceCollector(SpanExporter):
     def shutdown(self) -> None:
         """Nothing to release."""
 
-    def spans(self) -> list[ShownSpan]:
+    def spans(self) -> list[DecodedSpan]:
         """Every span received, once each."""
         with self._changed:
             return list(self._spans.values())
