@@ -20,7 +20,7 @@ from rich.text import Text
 from processor.export.otlp_json import DecodedSpan
 from processor.synthetic import Scenario
 from processor.tools.demo.fleet import SCENARIO_NOTES
-from processor.tools.demo.sinks import Arrivals, EndpointDelivery
+from processor.tools.demo.sinks import EndpointDelivery
 from processor.tools.show import render_waterfall
 from processor.tools.waterfall import TraceView, build_trace_views, format_duration
 
@@ -84,14 +84,6 @@ def header(console: Console, n_jobs: int, seed: int) -> Text:
     line.append(f": {n_jobs} Prow jobs" + arrow + arrow.join(("Pub/Sub", "pull worker", "traces")))
     line.append(f"  (seed {seed})", style="dim")
     return line
-
-
-def progress_text(progress: Arrivals, acked: int, messages: int) -> str:
-    """Return the live status line while traces arrive."""
-    return (
-        f"Traces arriving: {progress.traces} jobs, {progress.spans} spans, "
-        f"{acked}/{messages} messages acked"
-    )
 
 
 def print_waterfalls(
