@@ -45,6 +45,7 @@ from support.oracle import (
     expected_spans,
 )
 from support.otlp_receiver import OtlpReceiver, unique_spans_of
+from support.pubsub_emulator import EmulatorForTests
 from support.push_server import PushServerThread
 
 from processor.artifacts.mirror import MirrorArtifactStore
@@ -62,7 +63,6 @@ from processor.synthetic import (
     stream,
     write_mirror,
 )
-from processor.tools.demo.pubsub_emulator import PubSubEmulator
 
 pytestmark = pytest.mark.faults
 T = TypeVar("T")
@@ -246,7 +246,7 @@ def test_push_endpoint_answers_every_malformed_body(mixed: Stream, quiet: None) 
 
 @pytest.mark.emulator
 def test_pull_worker_classifies_every_malformed_message(
-    mixed: Stream, pubsub_emulator: PubSubEmulator, quiet: None
+    mixed: Stream, pubsub_emulator: EmulatorForTests, quiet: None
 ) -> None:
     """Through Pub/Sub: every message is acked once classified, as the pipeline classifies it."""
     del quiet

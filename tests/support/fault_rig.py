@@ -33,11 +33,11 @@ from processor.export.otlp_encode import GrpcSpanExporter
 from processor.export.otlp_json import DecodedSpan
 from processor.pipeline import Pipeline, PipelineSettings, Result
 from processor.synthetic import Published, SyntheticJob, generate, stream, write_mirror
-from processor.tools.demo.pubsub_emulator import PubSubEmulator
 from processor.transports.pull import PullWorker
 from support.e2e import publish_time_dependent_spans
 from support.oracle import RecordingExporter, SpanKey, handle_published
 from support.otlp_receiver import OtlpReceiver, unique_spans_of
+from support.pubsub_emulator import EmulatorForTests
 
 
 @dataclass(frozen=True)
@@ -128,7 +128,7 @@ def quiet_structlog() -> Iterator[None]:
 
 @contextlib.contextmanager
 def pull_worker(  # noqa: PLR0913 - each keyword is one PullSettings knob a case turns
-    emulator: PubSubEmulator,
+    emulator: EmulatorForTests,
     subscription: str,
     handle: Callable[[Delivery], Result],
     *,
@@ -157,7 +157,7 @@ MAX_PUBLISH_BYTES = 9 * 1024 * 1024
 
 
 def publish_batched(
-    emulator: PubSubEmulator,
+    emulator: EmulatorForTests,
     topic: str,
     payloads: Iterable[bytes],
     attributes: Mapping[str, str] | None = None,
