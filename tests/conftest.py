@@ -6,7 +6,7 @@ from collections.abc import Iterator
 
 import pytest
 from support.e2e import E2eCorpus, prepare_corpus
-from support.pubsub_emulator import EmulatorForTests
+from support.pubsub_admin import EmulatorForTests
 
 E2E_JOBS = 40
 """Enough jobs for every corpus scenario to occur (15) with overlapping lifecycles."""

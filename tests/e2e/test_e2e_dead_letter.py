@@ -18,7 +18,7 @@ from support.e2e import (
     wait_until,
 )
 from support.otlp_receiver import OtlpReceiver
-from support.pubsub_emulator import EmulatorForTests
+from support.pubsub_admin import EmulatorForTests
 
 pytestmark = pytest.mark.emulator
 

@@ -23,7 +23,7 @@ from support.e2e import (
 )
 from support.oracle import expected_spans
 from support.otlp_receiver import OtlpReceiver
-from support.pubsub_emulator import EmulatorForTests
+from support.pubsub_admin import EmulatorForTests
 
 pytestmark = pytest.mark.emulator
 

@@ -17,7 +17,7 @@ from support.e2e import (
     wait_until,
 )
 from support.otlp_receiver import OtlpReceiver
-from support.pubsub_emulator import EmulatorForTests
+from support.pubsub_admin import EmulatorForTests
 
 from processor.synthetic import generate, mirror_path, stream, write_mirror
 

@@ -15,7 +15,7 @@ from support.e2e import (
     wait_for_traces,
 )
 from support.otlp_receiver import OtlpReceiver
-from support.pubsub_emulator import EmulatorForTests
+from support.pubsub_admin import EmulatorForTests
 
 pytestmark = pytest.mark.emulator
 

@@ -30,7 +30,7 @@ from support.metrics_truth import (
     received_tallies,
 )
 from support.otlp_receiver import OtlpReceiver
-from support.pubsub_emulator import EmulatorForTests
+from support.pubsub_admin import EmulatorForTests
 
 pytestmark = pytest.mark.emulator
 

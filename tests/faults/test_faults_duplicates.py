@@ -31,7 +31,7 @@ from support.metrics_truth import (
     total_count,
 )
 from support.otlp_receiver import OtlpReceiver
-from support.pubsub_emulator import EmulatorForTests
+from support.pubsub_admin import EmulatorForTests
 
 from processor.core import semconv as sc
 from processor.core.metrics import RUN_DURATION

@@ -30,7 +30,7 @@ from support.fault_rig import (
     receiver_exporter,
 )
 from support.otlp_receiver import OtlpReceiver
-from support.pubsub_emulator import EmulatorForTests
+from support.pubsub_admin import EmulatorForTests
 
 from processor.core.border import MAX_EVENTS_PER_SPAN
 from processor.core.redact import MAX_ATTRIBUTE_CHARS

@@ -28,7 +28,7 @@ from support.fault_plan import fault_plan, report_figures
 from support.fault_rig import FaultCorpus, fault_corpus
 from support.oracle import expected_spans
 from support.otlp_receiver import OtlpReceiver
-from support.pubsub_emulator import EmulatorForTests
+from support.pubsub_admin import EmulatorForTests
 
 from processor.core.facts import PODINFO, PROWJOB
 from processor.synthetic import SyntheticJob, mirror_path

@@ -45,7 +45,7 @@ from support.oracle import (
     expected_spans,
 )
 from support.otlp_receiver import OtlpReceiver, unique_spans_of
-from support.pubsub_emulator import EmulatorForTests
+from support.pubsub_admin import EmulatorForTests
 from support.push_server import PushServerThread
 
 from processor.artifacts.mirror import MirrorArtifactStore

@@ -35,7 +35,7 @@ from support.metrics_truth import (
 )
 from support.oracle import assert_traces_complete
 from support.otlp_receiver import OtlpReceiver
-from support.pubsub_emulator import EmulatorForTests
+from support.pubsub_admin import EmulatorForTests
 
 from processor.core import semconv as sc
 from processor.core.metrics import RUN_DURATION

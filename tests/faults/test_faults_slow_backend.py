@@ -27,7 +27,7 @@ from support.e2e import (
 from support.fault_plan import fault_plan, report_figures
 from support.fault_rig import FaultCorpus, fault_corpus
 from support.process_memory import RssSampler, rss_bytes
-from support.pubsub_emulator import EmulatorForTests
+from support.pubsub_admin import EmulatorForTests
 from support.receiver_probe import BatchRecordingReceiver
 
 pytestmark = [pytest.mark.faults, pytest.mark.emulator]

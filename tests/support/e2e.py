@@ -60,7 +60,7 @@ from processor.local_service import LocalService
 from processor.synthetic import Published, generate, message_bytes, stream, write_mirror
 from support.oracle import SpanKey, expected_spans, trace_problems
 from support.otlp_receiver import OtlpReceiver, SpanConflict
-from support.pubsub_emulator import EmulatorForTests
+from support.pubsub_admin import EmulatorForTests
 
 CONSUMER_STOP_SECONDS = 10.0
 """Cloud Run's budget between SIGTERM and SIGKILL: a consumer must exit within it."""

@@ -37,7 +37,7 @@ from processor.transports.pull import PullWorker
 from support.e2e import publish_time_dependent_spans
 from support.oracle import RecordingExporter, SpanKey, handle_published
 from support.otlp_receiver import OtlpReceiver, unique_spans_of
-from support.pubsub_emulator import EmulatorForTests
+from support.pubsub_admin import EmulatorForTests
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 from backfill_fixtures import BUCKET, corpus, finished
-from support.pubsub_emulator import EmulatorForTests
+from support.pubsub_admin import EmulatorForTests
 
 from processor.cli import main
 from processor.synthetic import message_bytes, write_mirror

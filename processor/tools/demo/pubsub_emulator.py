@@ -12,7 +12,7 @@ kills that whole group on ``stop()``, so no java process outlives it::
 Clients are built explicitly on an insecure channel to the emulator; the process environment is
 never touched (``environ()`` gives the variables for a child process instead).
 
-The test suite's ``support.pubsub_emulator.EmulatorForTests`` adds dead-letter, push and
+The test suite's ``support.pubsub_admin.EmulatorForTests`` adds dead-letter, push and
 retry subscriptions and unary pull/ack/nack, and lists the emulator's quirks.
 """
 

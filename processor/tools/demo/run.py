@@ -282,11 +282,10 @@ def _run(options: DemoOptions, context: _Context) -> DemoResult:
     reader = InMemoryMetricReader() if options.metrics else None
     metrics = build_metrics(otel_env, readers=[reader]) if reader else MetricsRecorder(None)
     try:
-        emulator_pid = _trace_through_pubsub(fleet, sink, steps, context, metrics=metrics)
+        emulator_pid, spans = _trace_through_pubsub(fleet, sink, steps, context, metrics=metrics)
     except EmulatorUnavailable as error:
         raise _fleet_for_replay(fleet, workdir, error.reason) from error
     delivery = sink.finish_endpoint(console, steps)
-    spans = _read_spans(sink.file_path)
     shutil.move(sink.file_path, options.output)
 
     views = report.print_waterfalls(console, spans, fleet.scenario_by_trace)
@@ -389,10 +388,10 @@ def _trace_through_pubsub(
     context: _Context,
     *,
     metrics: MetricsRecorder,
-) -> int:
+) -> tuple[int, list[DecodedSpan]]:
     """Start Pub/Sub and the worker, publish the stream, wait for every ack, stop them.
 
-    Return the emulator's process ID (for the record: it is stopped by then).
+    Return the emulator's process ID (for the record: it is stopped by then) and the spans.
     """
     # Stopped in reverse order of registration: worker, exporters, clients, Pub/Sub. On failure
     # the caller's stack stops them (with signals held), so a Ctrl-C anywhere leaves nothing.
@@ -425,11 +424,13 @@ def _trace_through_pubsub(
     spread = format_duration(int(fleet.timeline.total_seconds() * 1e9))
     steps.done(f"Published crier's {published} messages in order: {spread} of activity, at once")
     _await_acks(steps.console, worker, published)
-    steps.done(f"All {published} messages acked: every span is written")
+    spans = _read_spans(sink.file_path)
+    traces = len({span.trace_id for span in spans})
+    steps.done(f"Traced {traces} jobs: {len(spans)} spans, all {published} messages acked")
     with _signals_held():
         running.close()
     steps.done("Stopped the worker and the emulator")
-    return emulator_pid
+    return emulator_pid, spans
 
 
 def _short(path: str) -> str:
