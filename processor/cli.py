@@ -161,7 +161,11 @@ def _pull(args: argparse.Namespace) -> int:
     inner_exporter = exporter.inner
     pipeline = build_pipeline(settings, exporter=exporter)
     worker = PullWorker(
-        SubscriberClient(), pull_settings, pipeline.handle, project=gcp_project(os.environ)
+        SubscriberClient(),
+        pull_settings,
+        pipeline.handle,
+        project=gcp_project(os.environ),
+        hold_for=settings.grace,
     )
     stop = threading.Event()
     _install_stop_signals(stop.set)

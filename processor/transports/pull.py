@@ -9,6 +9,16 @@ before :meth:`PullWorker.stop` returns. A callback can be stuck for the exporter
 (an OTLP exporter retries a down backend for 10 s by default), longer than Cloud Run's 10 s between
 SIGTERM and SIGKILL, so ``stop`` keeps a reserve of its budget: when only that reserve is left it
 aborts the exports in flight (the caller's ``abort_exports``), and the callbacks nack at once.
+
+A message whose only problem is a late file (``Result.late``: crier's GCS reporter has not
+written ``prowjob.json``/``podinfo.json`` yet) is neither acked nor nacked: it is held
+(:mod:`processor.transports.holding`) and run again on a short, growing schedule until the file is
+there or ``hold_for`` after its publish time (the grace period), when the pipeline proceeds with
+what exists. The client library's leaser keeps extending the lease of every message it delivered
+and has not seen acked or nacked, up to ``FlowControl.max_lease_duration`` (google-cloud-pubsub,
+``subscriber/_protocol/leaser.py``: ``maintain_leases``), so a held message is not redelivered
+elsewhere; it still counts against flow control (``max_messages``), which is what bounds how many
+are held. On stop, held messages are nacked first, at once.
 """
 
 from __future__ import annotations
@@ -18,7 +28,8 @@ from collections import Counter
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
-from datetime import UTC, datetime
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 
 import structlog
 from google.cloud.pubsub_v1 import SubscriberClient
@@ -31,11 +42,22 @@ from processor.config import PullSettings
 from processor.core.message import Delivery
 from processor.pipeline import Outcome, Result
 from processor.transports.disposition import crash_result, dispose
+from processor.transports.holding import Holding, next_recheck
 
 log = structlog.get_logger("prowtrace.pull")
 
 ABORT_RESERVE_SECONDS = 3.0
 """Of the stop budget, what is kept for callbacks to nack after their exports were aborted."""
+LEASE_MARGIN_SECONDS = 600.0
+"""The library drops a lease older than max_lease_duration: keep it this far past the grace."""
+
+
+@dataclass(frozen=True, slots=True)
+class _Held:
+    """A message waiting for a late file, and when it is due to be run again."""
+
+    delivery: Delivery
+    previous_wait: float
 
 
 class PullWorker:
@@ -48,30 +70,44 @@ class PullWorker:
         handle: Callable[[Delivery], Result],
         *,
         project: str = "",
+        hold_for: timedelta = timedelta(0),
     ) -> None:
-        """Pull ``settings.subscription`` with ``subscriber``, processing with ``handle``."""
+        """Pull ``settings.subscription`` with ``subscriber``, processing with ``handle``.
+
+        ``hold_for`` (the pipeline's grace period) bounds how long after its publish time a
+        message with a late file is held and re-checked; 0 nacks it at once.
+        """
         self._subscriber = subscriber
         self._settings = settings
         self._handle = handle
         self._project = project
+        self._hold_for = hold_for
         self._future: StreamingPullFuture | None = None
+        self._executor: ThreadPoolExecutor | None = None
+        self._holding: Holding[tuple[Message, _Held]] = Holding(self._recheck_due)
         self._lock = threading.Lock()
         self.outcomes: Counter[Outcome] = Counter()
         self.acked = 0
         self.nacked = 0
         self.in_flight = 0
+        self.rechecks = 0
 
     def start(self) -> None:
         """Open the streaming pull; messages start flowing to the callback pool."""
         executor = ThreadPoolExecutor(
             max_workers=self._settings.threads, thread_name_prefix="prowtrace-pull"
         )
+        self._executor = executor
+        default_lease = FlowControl().max_lease_duration
         self._future = self._subscriber.subscribe(
             self._settings.subscription,
             callback=self._on_message,
             flow_control=FlowControl(
                 max_messages=self._settings.max_outstanding_messages,
                 max_bytes=self._settings.max_outstanding_bytes,
+                max_lease_duration=max(
+                    default_lease, self._hold_for.total_seconds() + LEASE_MARGIN_SECONDS
+                ),
             ),
             scheduler=ThreadScheduler(executor),
             await_callbacks_on_shutdown=True,
@@ -105,6 +141,13 @@ class PullWorker:
         future = self._future
         if future is None:
             return
+        held = self._holding.close()
+        for message, _ in held:
+            message.nack()
+        with self._lock:
+            self.nacked += len(held)
+        if held:
+            log.info("pull_stop_nacked_held", held=len(held))
         future.cancel()
         budget = self._settings.shutdown_timeout
         drain = budget if abort_exports is None else max(budget - ABORT_RESERVE_SECONDS, 0.0)
@@ -125,6 +168,30 @@ class PullWorker:
             message_id=message.message_id,
             delivery_attempt=message.delivery_attempt,
         )
+        self._process(message, _Held(delivery, previous_wait=0.0), first=True)
+
+    def _recheck_due(self, item: tuple[Message, _Held]) -> None:
+        """Run a held message again on the callback pool (called on the holding timer)."""
+        message, held = item
+        executor = self._executor
+        try:
+            if executor is None:
+                raise RuntimeError("no executor")  # noqa: TRY301 - one path for both cases
+            # The message is the first argument, as the library's scheduler expects of queued
+            # work: a stop that drains the queue nacks it (subscriber/scheduler.py, shutdown).
+            executor.submit(self._process_held, message, held)
+        except RuntimeError:  # the pool is shutting down: hand the message back at once
+            message.nack()
+            with self._lock:
+                self.nacked += 1
+
+    def _process_held(self, message: Message, held: _Held) -> None:
+        with self._lock:
+            self.rechecks += 1
+        self._process(message, held, first=False)
+
+    def _process(self, message: Message, held: _Held, *, first: bool) -> None:
+        delivery = held.delivery
         with self._lock:
             self.in_flight += 1
         try:
@@ -135,6 +202,8 @@ class PullWorker:
         finally:
             with self._lock:
                 self.in_flight -= 1
+        if result.late and self._hold(message, held, first=first):
+            return
         disposition = dispose(result, delivery, project=self._project)
         getattr(log, disposition.level)("message", **disposition.fields)
         with self._lock:
@@ -147,6 +216,20 @@ class PullWorker:
             message.ack()
         else:
             message.nack()
+
+    def _hold(self, message: Message, held: _Held, *, first: bool) -> bool:
+        """Hold a message with a late file for a re-check; False if it must be settled now."""
+        now = datetime.now(UTC)
+        until = held.delivery.publish_time + self._hold_for
+        if now >= until:
+            return False
+        held_for = (now - held.delivery.publish_time).total_seconds()
+        wait = next_recheck(None if first else held.previous_wait, held_for)
+        wait = min(wait, (until - now).total_seconds())
+        if not self._holding.hold((message, _Held(held.delivery, wait)), wait):
+            return False
+        log.debug("message_held", message_id=message.message_id, wait=wait)
+        return True
 
 
 def _settle(future: StreamingPullFuture, timeout: float) -> bool:
