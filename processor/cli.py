@@ -209,6 +209,7 @@ def _serve(args: argparse.Namespace) -> int:
         project=gcp_project(os.environ),
         # Shutting the inner exporter down ends its retries, so a down backend cannot hold the exit.
         abort_exports=inner_exporter.shutdown,
+        hold_for=settings.grace,
     )
 
     async def run() -> None:

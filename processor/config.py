@@ -31,6 +31,11 @@ The exporter is chosen by the standard ``OTEL_*`` variables (:mod:`processor.exp
 ``PROWTRACE_PUSH_AUDIENCE``            the OIDC token's expected ``aud`` (the service URL)
 ``PROWTRACE_PUSH_ALLOWED_EMAILS``      comma-separated push service-account emails
 ``PROWTRACE_PUSH_MAX_BODY_BYTES``      larger requests get 413; default 2097152
+``PROWTRACE_PUSH_HOLD_SECONDS``        how long one request may wait for a late artifact
+                                       before answering 503 (nack); keep it below the
+                                       subscription's ack deadline; default 50; 0 never holds
+``PROWTRACE_PUSH_MAX_HELD``            requests waiting for late artifacts at once; more are
+                                       nacked at once; default 40
 =====================================  ====================================================
 
 ``prowtrace pull`` (streaming pull worker):
@@ -221,6 +226,11 @@ class PushSettings:
     handler_threads: int = 96
     """At least Cloud Run's default concurrency (80), so no request waits for a thread."""
     shutdown_timeout: float = 8.0
+    hold_seconds: float = 50.0
+    """A request waits this long at most for a late artifact: below Terraform's default ack
+    deadline (60 s, which for push is Pub/Sub's request timeout) by a message's processing."""
+    max_held: int = 40
+    """Held requests occupy Cloud Run concurrency slots (80 by default), though no CPU."""
 
 
 def load_push_settings(
@@ -265,4 +275,8 @@ def load_push_settings(
                 minimum=1024,
             )
         ),
+        hold_seconds=number(
+            env.get("PROWTRACE_PUSH_HOLD_SECONDS"), "PROWTRACE_PUSH_HOLD_SECONDS", 50.0
+        ),
+        max_held=int(number(env.get("PROWTRACE_PUSH_MAX_HELD"), "PROWTRACE_PUSH_MAX_HELD", 40)),
     )
