@@ -297,24 +297,32 @@ def process_run(store: ArtifactStore, folder: str, selection: Selection, sink: S
 class ReadAheadStore:
     """A store that serves the prowjob.json a worker just read, instead of reading it again.
 
-    The pipeline reads prowjob.json first; the worker thread that calls it has that file in hand.
-    Remembered per thread and for one folder only, then forgotten after the pipeline is done.
+    The pipeline reads prowjob.json with the other files, on its read pool's threads; the worker
+    that calls it has that file in hand. Remembered per folder while the worker's pipeline call
+    runs (so at most one per worker), then forgotten.
     """
 
     def __init__(self, inner: ArtifactStore) -> None:
         """Read everything else from ``inner``."""
         self._inner = inner
-        self._local = threading.local()
+        self._lock = threading.Lock()
+        self._held: dict[str, bytes] = {}
 
     def remember(self, folder: str, data: bytes | None) -> None:
-        """Serve ``data`` for ``folder``'s prowjob.json on this thread (``None``: forget)."""
-        self._local.held = (folder, data) if data is not None else None
+        """Serve ``data`` as ``folder``'s prowjob.json (``None``: forget it)."""
+        with self._lock:
+            if data is None:
+                self._held.pop(folder, None)
+            else:
+                self._held[folder] = data
 
     def read(self, folder: str, name: str) -> bytes | None:
         """Return the remembered prowjob.json, else read from the inner store."""
-        held: tuple[str, bytes] | None = getattr(self._local, "held", None)
-        if held is not None and name == facts.PROWJOB and held[0] == folder:
-            return held[1]
+        if name == facts.PROWJOB:
+            with self._lock:
+                held = self._held.get(folder)
+            if held is not None:
+                return held
         return self._inner.read(folder, name)
 
     def find(self, prefix: str, name: str) -> Iterator[str]:
