@@ -27,17 +27,19 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import logging
 import random
 import statistics
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Self
 
 import aiohttp
+import structlog
 from google.pubsub_v1 import PubsubMessage
 from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
 
@@ -45,6 +47,7 @@ from bench.latency import GCS_GET, LATE_FILES, LagModel, ModelledStore, usd_per_
 from bench.receiver import CountingReceiver
 from bench.stats import percentile
 from bench.workspace import read_deliveries
+from processor.artifacts import ArtifactStore
 from processor.artifacts.mirror import MirrorArtifactStore
 from processor.config import PullSettings, PushSettings
 from processor.core.message import Delivery, Traceable, classify
@@ -107,10 +110,11 @@ def _exporter(receiver: CountingReceiver) -> GroupCommitExporter:
     return GroupCommitExporter(OTLPSpanExporter(endpoint=receiver.endpoint, insecure=True))
 
 
-def _pipeline(store: ModelledStore, exporter: GroupCommitExporter, **settings: Any) -> Pipeline:  # noqa: ANN401 - PipelineSettings' fields
-    return Pipeline(
-        store, exporter, SpanConverter(build_resource({})), PipelineSettings(**settings)
-    )
+def _pipeline(
+    store: ArtifactStore, exporter: GroupCommitExporter, **settings: int | timedelta
+) -> Pipeline:
+    converter = SpanConverter(build_resource({}))
+    return Pipeline(store, exporter, converter, PipelineSettings(**settings))  # type: ignore[arg-type] # each keyword is one field
 
 
 def _summary(values: Sequence[float]) -> dict[str, float]:
@@ -186,16 +190,24 @@ class _Schedule:
         return [max(0.0, at - self.landed(folder)) for folder, at in done.items()]
 
 
-def _recording(
-    handle: Callable[[Delivery], Result], folders: dict[bytes, str], done: dict[str, float]
-) -> Callable[[Delivery], Result]:
-    def recorded(delivery: Delivery) -> Result:
-        result = handle(delivery)
-        if result.outcome is Outcome.EXPORTED and result.has_root:
-            done.setdefault(folders[delivery.data], time.monotonic())
-        return result
+class _Recorder:
+    """The pipeline's handle and recheck, noting when each job's complete trace went out."""
 
-    return recorded
+    def __init__(self, pipeline: Pipeline, folders: dict[bytes, str]) -> None:
+        self._pipeline = pipeline
+        self._folders = folders
+        self.done: dict[str, float] = {}
+
+    def handle(self, delivery: Delivery) -> Result:
+        return self._note(delivery, self._pipeline.handle(delivery))
+
+    def recheck(self, delivery: Delivery, late: Result) -> Result:
+        return self._note(delivery, self._pipeline.recheck(delivery, late))
+
+    def _note(self, delivery: Delivery, result: Result) -> Result:
+        if result.outcome is Outcome.EXPORTED and result.has_root:
+            self.done.setdefault(self._folders[delivery.data], time.monotonic())
+        return result
 
 
 def _reads(store: ModelledStore, folders: Sequence[str]) -> dict[str, float]:
@@ -220,8 +232,8 @@ def freshness_pull(
     store = ModelledStore(MirrorArtifactStore(mirror), latency=GCS_GET, seed=2)
     exporter = _exporter(receiver)
     pipeline = _pipeline(store, exporter, grace=GRACE)
-    folders = {delivery.data: folder for delivery, folder in messages}
-    done: dict[str, float] = {}
+    recorder = _Recorder(pipeline, {delivery.data: folder for delivery, folder in messages})
+    done = recorder.done
     with PubSubEmulator() as emulator:
         topic = emulator.create_topic(PROJECT, "fresh")
         subscription = emulator.create_subscription(
@@ -230,8 +242,9 @@ def freshness_pull(
         worker = PullWorker(
             emulator.streaming_subscriber(),
             PullSettings(subscription=subscription),
-            _recording(pipeline.handle, folders, done),
+            recorder.handle,
             hold_for=GRACE,
+            recheck=recorder.recheck,
         )
         worker.start()
         schedule = _Schedule(messages, plan)
@@ -340,14 +353,14 @@ def freshness_push(
     store = ModelledStore(MirrorArtifactStore(mirror), latency=GCS_GET, seed=3)
     exporter = _exporter(receiver)
     pipeline = _pipeline(store, exporter, grace=GRACE)
-    folders = {delivery.data: folder for delivery, folder in messages}
-    done: dict[str, float] = {}
+    recorder = _Recorder(pipeline, {delivery.data: folder for delivery, folder in messages})
+    done = recorder.done
     settings = replace(
         PushSettings(auth="off", host="127.0.0.1", port=0),
         hold_seconds=50.0 if hold else 0.0,
     )
     endpoint = PushEndpoint(
-        _recording(pipeline.handle, folders, done), settings, verifier=None, hold_for=GRACE
+        recorder.handle, settings, verifier=None, hold_for=GRACE, recheck=recorder.recheck
     )
     with _PushServer(endpoint, settings) as server:
         schedule = _Schedule(messages, plan)
@@ -371,13 +384,14 @@ def backfill_rate(mirror: Path, receiver: CountingReceiver, plan: FreshnessPlan)
     rows: dict[str, Any] = {}
     for concurrency in plan.backfill_concurrency:
         store = ModelledStore(MirrorArtifactStore(mirror), latency=GCS_GET, seed=4)
+        read_ahead = ReadAheadStore(store)
         exporter = _exporter(receiver)
-        pipeline = _pipeline(store, exporter, grace=timedelta(0))
+        pipeline = _pipeline(read_ahead, exporter, grace=timedelta(0))
         tally = Tally()
         timer = threading.Timer(plan.backfill_seconds, tally.stop.set)
         timer.start()
         run_backfill(
-            ReadAheadStore(store),
+            read_ahead,
             prefixes,
             Selection(),
             PipelineSink(pipeline),
@@ -405,6 +419,21 @@ def measure(
 ) -> dict[str, Any]:
     """Run every freshness measurement; return the report section."""
     messages = terminal_deliveries(corpus, mirror, plan.jobs)
+    # The services log a line per message; here they would interleave with the report.
+    saved = structlog.get_config()
+    structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.CRITICAL))
+    try:
+        return _measure(messages, mirror, helper_cpus, plan)
+    finally:
+        structlog.configure(**saved)
+
+
+def _measure(
+    messages: Sequence[tuple[Delivery, str]],
+    mirror: Path,
+    helper_cpus: frozenset[int],
+    plan: FreshnessPlan,
+) -> dict[str, Any]:
     with CountingReceiver(helper_cpus) as receiver:
         report: dict[str, Any] = {
             "latency_model": GCS_GET.describe(),

@@ -166,6 +166,7 @@ def _pull(args: argparse.Namespace) -> int:
         pipeline.handle,
         project=gcp_project(os.environ),
         hold_for=settings.grace,
+        recheck=pipeline.recheck,
     )
     stop = threading.Event()
     _install_stop_signals(stop.set)
@@ -210,6 +211,7 @@ def _serve(args: argparse.Namespace) -> int:
         # Shutting the inner exporter down ends its retries, so a down backend cannot hold the exit.
         abort_exports=inner_exporter.shutdown,
         hold_for=settings.grace,
+        recheck=pipeline.recheck,
     )
 
     async def run() -> None:

@@ -100,6 +100,8 @@ class Result:
     has_root: bool = False
     late: bool = False
     """RETRY only because a file crier writes after the message is not there yet (in grace)."""
+    awaiting: str = ""
+    """When ``late``: the file waited for (``prowjob.json`` or ``podinfo.json``)."""
     reads: int = 0
     """Storage reads this attempt made."""
 
@@ -156,6 +158,31 @@ class Pipeline:
             return planned
         return self.export(planned)
 
+    def recheck(self, delivery: Delivery, late: Result) -> Result:
+        """Run a ``late`` message again, reading only the file it awaits until that is there.
+
+        A held message is re-checked every second or so; reading all of its files each time would
+        multiply a job's billed reads. While the awaited file is still missing (or, for
+        prowjob.json, still older than the message) this costs one read and returns ``late``
+        again; otherwise, and once the grace period is over, the message is handled in full.
+        """
+        classified = classify(delivery.data)
+        in_grace = self._clock() < delivery.publish_time + self._settings.grace
+        if not (late.awaiting and in_grace and self._store and isinstance(classified, Traceable)):
+            return self.handle(delivery)
+        try:
+            data = self._store.read(classified.message.gcs_path, late.awaiting)
+            still = data is None or (
+                late.awaiting == facts.PROWJOB
+                and bool(_why_wait_for_prowjob(facts.parse_prowjob(data), classified.state))
+            )
+        except (ArtifactError, ShapeError, ValueError, OverflowError, RecursionError):
+            still = False  # the full path reports what is wrong with it
+        if still:
+            return replace(late, reads=1)
+        result = self.handle(delivery)
+        return replace(result, reads=result.reads + 1)
+
     def plan(self, delivery: Delivery) -> Ready | Result:
         """Classify the message, read its artifacts and build its spans, without exporting."""
         classified = classify(delivery.data)
@@ -196,7 +223,13 @@ class Pipeline:
         reads = files.reads if files is not None else 0
         base = replace(base, reads=reads)
         if isinstance(gathered, _Late):
-            return replace(base, outcome=Outcome.RETRY, reason=gathered.reason, late=True)
+            return replace(
+                base,
+                outcome=Outcome.RETRY,
+                reason=gathered.reason,
+                late=True,
+                awaiting=gathered.awaiting,
+            )
         if isinstance(gathered, tuple):
             outcome, reason = gathered
             return _with(base, outcome, reason)
@@ -261,7 +294,7 @@ class Pipeline:
             return stop.outcome, stop.reason
         waiting = _why_wait_for_prowjob(prowjob, traceable.state)
         if waiting and in_grace:
-            return _Late(waiting)
+            return _Late(waiting, facts.PROWJOB)
         if not traceable.state.is_terminal:
             return facts.JobArtifacts(prowjob=prowjob)
         try:
@@ -269,7 +302,10 @@ class Pipeline:
                 folder, facts.PODINFO, facts.parse_podinfo, store=files
             )
             if not podinfo_exists and in_grace and prowjob is not None and prowjob.pod_name:
-                return _Late("podinfo.json not written yet (crier writes it after completion)")
+                return _Late(
+                    "podinfo.json not written yet (crier writes it after completion)",
+                    facts.PODINFO,
+                )
             return facts.JobArtifacts(
                 prowjob=prowjob,
                 podinfo=podinfo,
@@ -335,6 +371,7 @@ class _Late:
     """_gather's answer when a file crier writes after the message is not there yet."""
 
     reason: str
+    awaiting: str
 
 
 class _Stop(Exception):

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 
-from core_fixtures import GCS_PATH, PUBLISH
+from core_fixtures import GCS_PATH, PUBLISH, prowjob_doc
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from test_pipeline import delivery, full_store
@@ -125,3 +125,39 @@ def test_the_latency_model_has_the_stated_median_and_tail() -> None:
     draws = sorted(LatencyModel().draw(rng) for _ in range(10_000))
     assert 0.027 < draws[5_000] < 0.033
     assert 0.125 < draws[9_900] < 0.175
+
+
+def test_a_recheck_reads_only_the_awaited_file_while_it_is_missing() -> None:
+    """Re-checking a message waiting for prowjob.json costs one read and stays late."""
+    store = full_store(prowjob=None)
+    pipeline = wired(store)
+    late = pipeline.handle(delivery("failure"))
+    before = store.reads
+    again = pipeline.recheck(delivery("failure"), late)
+    assert (again.outcome, again.late, again.awaiting, again.reads) == (
+        Outcome.RETRY,
+        True,
+        facts.PROWJOB,
+        1,
+    )
+    assert store.reads - before == 1
+
+
+def test_a_recheck_handles_the_message_in_full_once_the_file_is_there() -> None:
+    """Once podinfo.json is written the re-check exports the trace (one probe + five reads)."""
+    store = full_store(podinfo=None)
+    pipeline = wired(store)
+    late = pipeline.handle(delivery("failure"))
+    assert late.awaiting == facts.PODINFO
+    store.put(GCS_PATH, facts.PODINFO, full_store().read(GCS_PATH, facts.PODINFO) or b"")
+    result = pipeline.recheck(delivery("failure"), late)
+    assert (result.outcome, result.reads) == (Outcome.EXPORTED, 6)
+
+
+def test_a_recheck_keeps_waiting_while_prowjob_json_is_stale() -> None:
+    """prowjob.json still says pending for a finished message: the re-check stays late."""
+    store = full_store(prowjob=prowjob_doc(state="pending"))
+    pipeline = wired(store)
+    late = pipeline.handle(delivery("failure"))
+    again = pipeline.recheck(delivery("failure"), late)
+    assert (again.late, again.reads) == (True, 1)

@@ -43,7 +43,7 @@ _names = itertools.count()
 
 
 class Counting:
-    """The pipeline's ``handle``, counting every call (first deliveries and re-checks)."""
+    """The pipeline's ``handle`` and ``recheck``, counting every call and its result."""
 
     def __init__(self, pipeline: Pipeline) -> None:
         """Wrap ``pipeline``."""
@@ -53,8 +53,14 @@ class Counting:
         self.results: list[Result] = []
 
     def __call__(self, delivery: Delivery) -> Result:
-        """Run the pipeline and remember the result."""
-        result = self._pipeline.handle(delivery)
+        """Handle a delivery and remember the result."""
+        return self._count(self._pipeline.handle(delivery))
+
+    def recheck(self, delivery: Delivery, late: Result) -> Result:
+        """Re-check a held delivery and remember the result."""
+        return self._count(self._pipeline.recheck(delivery, late))
+
+    def _count(self, result: Result) -> Result:
         with self._lock:
             self.calls += 1
             self.results.append(result)
@@ -97,6 +103,7 @@ def running(
         PullSettings(subscription=path, threads=4),
         handle,
         hold_for=grace,
+        recheck=handle.recheck,
     )
     worker.start()
     try:

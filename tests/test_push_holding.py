@@ -52,7 +52,9 @@ def serving(
         PipelineSettings(grace=GRACE),
     )
     handle = Counting(pipeline)
-    server = PushServerThread(handle, settings or PushSettings(auth="off"), hold_for=GRACE)
+    server = PushServerThread(
+        handle, settings or PushSettings(auth="off"), hold_for=GRACE, recheck=handle.recheck
+    )
     return server, handle, exporter
 
 

@@ -27,13 +27,17 @@ class PushServerThread(LocalService):
         *,
         verifier: OidcVerifier | None = None,
         hold_for: timedelta = timedelta(0),
+        recheck: Callable[[Delivery, Result], Result] | None = None,
     ) -> None:
         """Serve ``handle`` with ``settings`` (host and port are forced to loopback and free).
 
-        ``hold_for`` is the grace period within which a message with a late file is held.
+        ``hold_for`` is the grace period within which a message with a late file is held, and
+        ``recheck`` what runs it again (see :class:`PushEndpoint`).
         """
         self.settings = replace(settings or PushSettings(auth="off"), host="127.0.0.1", port=0)
-        self.endpoint = PushEndpoint(handle, self.settings, verifier=verifier, hold_for=hold_for)
+        self.endpoint = PushEndpoint(
+            handle, self.settings, verifier=verifier, hold_for=hold_for, recheck=recheck
+        )
         self.port = 0
         self._ready = threading.Event()
         self._loop: asyncio.AbstractEventLoop | None = None

@@ -28,7 +28,7 @@ from collections import Counter
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 
 import structlog
@@ -58,12 +58,14 @@ class _Held:
 
     delivery: Delivery
     previous_wait: float
+    last: Result | None = None
+    """The result that made it wait (None on first delivery)."""
 
 
 class PullWorker:
     """Consumes one subscription until stopped."""
 
-    def __init__(
+    def __init__(  # noqa: PLR0913 - each keyword is one thing the worker is wired to
         self,
         subscriber: SubscriberClient,
         settings: PullSettings,
@@ -71,17 +73,20 @@ class PullWorker:
         *,
         project: str = "",
         hold_for: timedelta = timedelta(0),
+        recheck: Callable[[Delivery, Result], Result] | None = None,
     ) -> None:
         """Pull ``settings.subscription`` with ``subscriber``, processing with ``handle``.
 
         ``hold_for`` (the pipeline's grace period) bounds how long after its publish time a
-        message with a late file is held and re-checked; 0 nacks it at once.
+        message with a late file is held and re-checked; 0 nacks it at once. ``recheck`` (the
+        pipeline's) runs a held message again cheaply; without it ``handle`` does.
         """
         self._subscriber = subscriber
         self._settings = settings
         self._handle = handle
         self._project = project
         self._hold_for = hold_for
+        self._recheck = recheck
         self._future: StreamingPullFuture | None = None
         self._executor: ThreadPoolExecutor | None = None
         self._holding: Holding[tuple[Message, _Held]] = Holding(self._recheck_due)
@@ -195,14 +200,17 @@ class PullWorker:
         with self._lock:
             self.in_flight += 1
         try:
-            result = self._handle(delivery)
+            if held.last is not None and self._recheck is not None:
+                result = self._recheck(delivery, held.last)
+            else:
+                result = self._handle(delivery)
         except Exception as error:  # never let one message kill the callback pool
             log.exception("message_crashed", message_id=message.message_id)
             result = crash_result(error)
         finally:
             with self._lock:
                 self.in_flight -= 1
-        if result.late and self._hold(message, held, first=first):
+        if result.late and self._hold(message, replace(held, last=result), first=first):
             return
         disposition = dispose(result, delivery, project=self._project)
         getattr(log, disposition.level)("message", **disposition.fields)
@@ -226,7 +234,7 @@ class PullWorker:
         held_for = (now - held.delivery.publish_time).total_seconds()
         wait = next_recheck(None if first else held.previous_wait, held_for)
         wait = min(wait, (until - now).total_seconds())
-        if not self._holding.hold((message, _Held(held.delivery, wait)), wait):
+        if not self._holding.hold((message, replace(held, previous_wait=wait)), wait):
             return False
         log.debug("message_held", message_id=message.message_id, wait=wait)
         return True

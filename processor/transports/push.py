@@ -82,11 +82,13 @@ class PushEndpoint:
         project: str = "",
         abort_exports: Callable[[], None] | None = None,
         hold_for: timedelta = timedelta(0),
+        recheck: Callable[[Delivery, Result], Result] | None = None,
     ) -> None:
         """Serve ``handle``; ``verifier`` ``None`` means authentication is off.
 
         ``hold_for`` (the pipeline's grace period) bounds how long after its publish time a
-        message with a late file may be held (also bounded by ``settings.hold_seconds``).
+        message with a late file may be held (also bounded by ``settings.hold_seconds``);
+        ``recheck`` (the pipeline's) runs a held message again cheaply, else ``handle`` does.
 
         ``abort_exports`` (e.g. the exporter's ``shutdown``) is called while draining if requests
         are still in flight when only ``ABORT_RESERVE_SECONDS`` of the drain budget remain: an
@@ -101,6 +103,7 @@ class PushEndpoint:
             max_workers=settings.handler_threads, thread_name_prefix="prowtrace-push"
         )
         self._hold_for = hold_for
+        self._recheck = recheck
         self.draining = False
         self.in_flight = 0
         self.held = 0
@@ -135,9 +138,11 @@ class PushEndpoint:
         status = STATUS_RETRY if result.outcome is Outcome.RETRY else STATUS_POISON
         return web.Response(status=status, text=result.reason)
 
-    async def _run(self, delivery: Delivery) -> Result:
+    async def _run(self, delivery: Delivery, late: Result | None = None) -> Result:
         loop = asyncio.get_running_loop()
         try:
+            if late is not None and self._recheck is not None:
+                return await loop.run_in_executor(self._pool, self._recheck, delivery, late)
             return await loop.run_in_executor(self._pool, self._handle, delivery)
         except Exception as error:  # a crash is poison, not a 500 retried forever
             log.exception("message_crashed", message_id=delivery.message_id)
@@ -165,7 +170,7 @@ class PushEndpoint:
                 if self._stop_holding.is_set():
                     break
                 self.rechecks += 1
-                result = await self._run(delivery)
+                result = await self._run(delivery, result)
         finally:
             self.held -= 1
         return result
