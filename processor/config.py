@@ -9,8 +9,8 @@ Variables (all optional):
                                    ``none`` (build-id mode only), or a local mirror
                                    directory (``gs://B/P`` is read from ``DIR/B/P``)
 ``PROWTRACE_GRACE_SECONDS``        how long after a message's publish time missing or stale
-                                   artifacts are waited for (nack) before emitting what
-                                   exists; default 300
+                                   artifacts are waited for (the message held and
+                                   re-checked) before emitting what exists; default 300
 ``PROWTRACE_MAX_ARTIFACT_BYTES``   larger artifact files are refused; default 33554432
 ``PROWTRACE_LOG_LEVEL``            ``DEBUG``, ``INFO`` (default), ``WARNING``, ``ERROR``
 ``PROWTRACE_LOG_FORMAT``           ``json`` (default; Cloud Logging's fields) or ``console``
