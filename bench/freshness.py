@@ -44,6 +44,8 @@ from google.pubsub_v1 import PubsubMessage
 from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
 
 from bench.latency import GCS_GET, LATE_FILES, LagModel, ModelledStore, usd_per_million_jobs
+
+__all__ = ["FULL", "QUICK", "FreshnessPlan", "LagModel", "measure"]
 from bench.receiver import CountingReceiver
 from bench.stats import percentile
 from bench.workspace import read_deliveries
