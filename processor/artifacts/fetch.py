@@ -7,15 +7,15 @@ included: which files are *required* depends on it (``podinfo.json`` only when t
 but which files to *read* does not, so waiting for it first would add a round trip to every
 message to save reads only for messages whose ``prowjob.json`` is late.
 
-The pool is shared by every message the process handles, so the number of reads in flight is
-bounded by its size whatever the number of messages in flight; a read waiting for a free worker
-simply queues.
+The pool is shared by every message the process handles, so the reads in flight are bounded by
+its size plus one per message being handled (each handling thread reads its first file itself),
+whatever the number of messages; a read waiting for a free worker simply queues.
 """
 
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 
 from processor.artifacts import ArtifactStore
@@ -38,24 +38,26 @@ class ReadPool:
             max_workers=concurrency, thread_name_prefix="prowtrace-read"
         )
 
-    def fetch(self, folder: str, names: Iterable[str]) -> Fetched:
-        """Start reading ``names`` from ``folder`` at once; the answers wait in the result."""
-        return Fetched(self, folder, names)
+    def fetch(self, folder: str, names: Sequence[str]) -> Fetched:
+        """Start reading ``names`` from ``folder`` at once; the answers wait in the result.
+
+        The first name is left for the caller's own thread to read when it asks for it (it is
+        the one the caller asks for first), which saves a thread hand-off per message, and all
+        of them for a message that reads one file.
+        """
+        return Fetched(self, folder, names[1:])
 
     def submit(self, folder: str, name: str) -> Future[bytes | None]:
         """Queue one read."""
         return self._pool.submit(self.store.read, folder, name)
 
-    def close(self) -> None:
-        """Let queued reads finish, then release the threads."""
-        self._pool.shutdown(wait=False)
-
 
 class Fetched:
     """One message's reads: an :class:`ArtifactStore` that answers from reads already under way.
 
-    A file that was not prefetched is read when asked for, so callers may read more files than
-    they announced. Errors are raised when the file is asked for, as the store would have.
+    A file that was not prefetched is read when asked for (on the asking thread), so callers may
+    read more files than they announced. Errors are raised when the file is asked for, as the
+    store would have.
     """
 
     def __init__(self, pool: ReadPool, folder: str, names: Iterable[str]) -> None:
