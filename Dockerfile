@@ -7,10 +7,19 @@
 # venv (tests/test_dockerfile.py), so the image gets exactly what uv.lock pins and CI has checked.
 # The runtime stage is distroless: Python and its libraries, no shell, no package manager, no
 # compiler, and a non-root user.
+#
+# Base images: Debian 13 (trixie) in both stages; Debian 12 has left regular security support.
+# They are referenced by tag, not yet by digest: the machine this was written on reaches no
+# container registry, so no digest could be read, and an invented one would break the build.
+# To pin (and to refresh later), read the current digests and append them to the two FROM lines:
+#   docker buildx imagetools inspect debian:13-slim --format '{{json .Manifest.Digest}}'
+#   docker buildx imagetools inspect gcr.io/distroless/python3-debian13:nonroot \
+#     --format '{{json .Manifest.Digest}}'
+# giving e.g. FROM debian:13-slim@sha256:<digest> AS build (docs/DEPLOY.md, "The image").
 
-FROM debian:12-slim AS build
+FROM debian:13-slim AS build
 
-# Debian 12's python3 is the very interpreter the distroless runtime ships (/usr/bin/python3.11),
+# Debian 13's python3 is the very interpreter the distroless runtime ships (/usr/bin/python3.13),
 # so the venv built here runs unchanged there. uv is pinned; it only lives in this stage.
 ARG UV_VERSION=0.13.9
 RUN apt-get update \
@@ -20,7 +29,7 @@ RUN apt-get update \
     && /opt/uv/bin/pip install --no-cache-dir "uv==${UV_VERSION}"
 
 ENV PATH=/opt/uv/bin:$PATH \
-    UV_PYTHON=/usr/bin/python3.11 \
+    UV_PYTHON=/usr/bin/python3.13 \
     UV_PYTHON_DOWNLOADS=never \
     UV_COMPILE_BYTECODE=1 \
     UV_LINK_MODE=copy \
@@ -34,7 +43,7 @@ RUN scripts/install.sh /opt/prowtrace/venv
 
 
 # checkov:skip=CKV_DOCKER_2:Cloud Run ignores HEALTHCHECK; terraform/ sets startup and liveness probes on /readyz and /healthz, and the same image also runs `pull`, which serves no HTTP
-FROM gcr.io/distroless/python3-debian12:nonroot
+FROM gcr.io/distroless/python3-debian13:nonroot
 
 # Same path as in the build stage: the venv's scripts carry absolute shebangs.
 COPY --from=build /opt/prowtrace/venv /opt/prowtrace/venv

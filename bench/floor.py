@@ -30,7 +30,7 @@ from processor.core.message import Delivery
 from processor.export.exporters import build_resource
 from processor.export.otel import SCOPE, SpanConverter
 from processor.pipeline import Pipeline, PipelineSettings
-from processor.testing.corpus import mirror_path
+from processor.synthetic import mirror_path
 
 Value = str | bool | int | float | tuple["Value", ...]
 Attributes = tuple[tuple[str, Value], ...]

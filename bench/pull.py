@@ -18,7 +18,7 @@ from google.pubsub_v1 import PubsubMessage
 from bench import proc, services
 from bench.receiver import CountingReceiver
 from bench.workspace import Workspace, read_deliveries
-from processor.testing.pubsub_emulator import PubSubEmulator
+from processor.tools.demo.pubsub_emulator import PubSubEmulator
 
 PUBLISH_BATCH = 500
 PROJECT = "bench"

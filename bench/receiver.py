@@ -1,6 +1,6 @@
 """A counting OTLP/gRPC trace receiver in its own process, pinned away from the measured core.
 
-The test fake :class:`processor.testing.otlp_receiver.OtlpReceiver` decodes every span into Python
+The test fake :class:`support.otlp_receiver.OtlpReceiver` decodes every span into Python
 objects, which costs more CPU than the pipeline spends producing them; a benchmark's receiver
 must be cheap, so this one only counts requests and spans and notes when the first and last
 request arrived (``time.monotonic``, which every process on the machine shares).
@@ -26,7 +26,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2_grpc import (
     add_TraceServiceServicer_to_server,
 )
 
-from processor.testing.service import LocalService
+from processor.local_service import LocalService
 
 _REQUESTS, _SPANS, _FIRST, _LAST, _PORT = range(5)
 _WORKERS = 8

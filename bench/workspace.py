@@ -21,7 +21,7 @@ from processor.core.message import Delivery, delivery_from_push
 from processor.export.exporters import build_resource
 from processor.export.otel import SpanConverter
 from processor.pipeline import Outcome, Pipeline, PipelineSettings
-from processor.testing.corpus import Published, generate, write_jsonl, write_mirror
+from processor.synthetic import Published, generate, write_jsonl, write_mirror
 
 SEED = 2026
 

@@ -187,7 +187,7 @@ def _serve(args: argparse.Namespace) -> int:
     from processor.app import build_pipeline  # noqa: PLC0415
     from processor.config import load_push_settings  # noqa: PLC0415
     from processor.export.exporters import gcp_project  # noqa: PLC0415
-    from processor.transports.oidc import OidcPolicy, OidcVerifier  # noqa: PLC0415
+    from processor.transports.oidc import push_verifier  # noqa: PLC0415
     from processor.transports.push import PushEndpoint, create_app, serve  # noqa: PLC0415
 
     settings = settings_from_args(args)
@@ -197,16 +197,10 @@ def _serve(args: argparse.Namespace) -> int:
     exporter = _service_exporter()
     inner_exporter = exporter.inner
     pipeline = build_pipeline(settings, exporter=exporter)
-    verifier = None
-    if push_settings.auth == "oidc":
-        policy = OidcPolicy(
-            audience=push_settings.audience, allowed_emails=push_settings.allowed_emails
-        )
-        verifier = OidcVerifier(policy)
     endpoint = PushEndpoint(
         pipeline.handle,
         push_settings,
-        verifier=verifier,
+        verifier=push_verifier(push_settings),
         project=gcp_project(os.environ),
         # Shutting the inner exporter down ends its retries, so a down backend cannot hold the exit.
         abort_exports=inner_exporter.shutdown,
@@ -328,8 +322,10 @@ def build_parser() -> argparse.ArgumentParser:
         description=(
             "Listen on $PORT (default 8080) for Pub/Sub push requests at PROWTRACE_PUSH_PATH "
             "(default /). 2xx acks; other statuses nack. Verifies the push subscription's OIDC "
-            "token (PROWTRACE_PUSH_AUDIENCE, PROWTRACE_PUSH_ALLOWED_EMAILS) unless "
-            "PROWTRACE_PUSH_AUTH=off, which is for local use and refused on Cloud Run. "
+            "token (PROWTRACE_PUSH_AUDIENCE, PROWTRACE_PUSH_ALLOWED_EMAILS): Google's signature "
+            "with PROWTRACE_PUSH_AUTH=oidc (the default); with cloud-run-iam, on Cloud Run "
+            "behind its invoker IAM check, also tokens whose signature Cloud Run verified and "
+            "removed (claims still checked); off is for local use and refused on Cloud Run. "
             "GET /healthz is liveness, GET /readyz readiness. SIGTERM drains and exits."
         ),
     )

@@ -26,8 +26,12 @@ The exporter is chosen by the standard ``OTEL_*`` variables (:mod:`processor.exp
 =====================================  ====================================================
 ``PORT``                               listening port (Cloud Run sets it); default 8080
 ``PROWTRACE_PUSH_PATH``                path of the push endpoint; default ``/``
-``PROWTRACE_PUSH_AUTH``                ``oidc`` (default) or ``off`` (local use only:
-                                       refused on Cloud Run, where ``K_SERVICE`` is set)
+``PROWTRACE_PUSH_AUTH``                ``oidc`` (default): verify Google's signature on the
+                                       push token (Cloud Run's invoker IAM check off);
+                                       ``cloud-run-iam``: the invoker check is on, so also
+                                       accept tokens whose signature Cloud Run verified and
+                                       removed (honoured only where ``K_SERVICE`` is set);
+                                       ``off``: no token (local use only, refused on Cloud Run)
 ``PROWTRACE_PUSH_AUDIENCE``            the OIDC token's expected ``aud`` (the service URL)
 ``PROWTRACE_PUSH_ALLOWED_EMAILS``      comma-separated push service-account emails
 ``PROWTRACE_PUSH_MAX_BODY_BYTES``      larger requests get 413; default 2097152
@@ -218,6 +222,8 @@ class PushSettings:
     port: int = 8080
     path: str = "/"
     auth: str = "oidc"
+    on_cloud_run: bool = False
+    """``K_SERVICE`` is set: Cloud Run runs this process and fronts every request."""
     audience: str = ""
     allowed_emails: frozenset[str] = frozenset()
     max_body_bytes: int = 2 * 1024 * 1024
@@ -232,28 +238,60 @@ class PushSettings:
     max_held: int = 40
     """Held requests occupy Cloud Run concurrency slots (80 by default), though no CPU."""
 
+    @property
+    def trusts_cloud_run_iam(self) -> bool:
+        """Whether a token whose signature Cloud Run's invoker check removed is accepted.
+
+        Only when told the check is on (``cloud-run-iam``) and actually on Cloud Run: anywhere
+        else nothing verified the signature before it was removed.
+        """
+        return self.auth == PUSH_AUTH_CLOUD_RUN_IAM and self.on_cloud_run
+
+    @property
+    def signature_removed_refusal(self) -> str:
+        """Why such a token is refused when it is (logged with each refusal)."""
+        if self.auth == PUSH_AUTH_CLOUD_RUN_IAM:
+            return (
+                "PROWTRACE_PUSH_AUTH=cloud-run-iam, but K_SERVICE is not set: not running on "
+                "Cloud Run, so no invoker check verified the signature that was removed"
+            )
+        return (
+            "the token's signature was removed, but PROWTRACE_PUSH_AUTH=oidc requires Google's "
+            "signature (set cloud-run-iam when Cloud Run's invoker IAM check is on)"
+        )
+
+
+PUSH_AUTH_OIDC = "oidc"
+PUSH_AUTH_CLOUD_RUN_IAM = "cloud-run-iam"
+PUSH_AUTH_OFF = "off"
+PUSH_AUTH_MODES = (PUSH_AUTH_OIDC, PUSH_AUTH_CLOUD_RUN_IAM, PUSH_AUTH_OFF)
+
 
 def load_push_settings(
     env: Mapping[str, str], *, host: str | None = None, port: int | None = None
 ) -> PushSettings:
     """Read :class:`PushSettings`, refusing unauthenticated serving on Cloud Run."""
-    auth = env.get("PROWTRACE_PUSH_AUTH", "oidc").strip().lower() or "oidc"
-    if auth not in {"oidc", "off"}:
-        raise ConfigError(f"PROWTRACE_PUSH_AUTH={auth!r}: choose oidc or off")
+    auth = env.get("PROWTRACE_PUSH_AUTH", PUSH_AUTH_OIDC).strip().lower() or PUSH_AUTH_OIDC
+    if auth not in PUSH_AUTH_MODES:
+        raise ConfigError(
+            f"PROWTRACE_PUSH_AUTH={auth!r}: choose {', '.join(PUSH_AUTH_MODES[:-1])} or "
+            f"{PUSH_AUTH_MODES[-1]}"
+        )
+    on_cloud_run = bool(env.get("K_SERVICE"))
     audience = env.get("PROWTRACE_PUSH_AUDIENCE", "").strip()
     emails = frozenset(
         email.strip()
         for email in env.get("PROWTRACE_PUSH_ALLOWED_EMAILS", "").split(",")
         if email.strip()
     )
-    if auth == "off" and env.get("K_SERVICE"):
+    if auth == PUSH_AUTH_OFF and on_cloud_run:
         raise ConfigError(
             "PROWTRACE_PUSH_AUTH=off is for local use only and is refused on Cloud Run "
             "(K_SERVICE is set): set PROWTRACE_PUSH_AUDIENCE and PROWTRACE_PUSH_ALLOWED_EMAILS"
         )
-    if auth == "oidc" and (not audience or not emails):
+    if auth != PUSH_AUTH_OFF and (not audience or not emails):
         raise ConfigError(
-            "push authentication is on (PROWTRACE_PUSH_AUTH=oidc, the default) but "
+            f"push authentication is on (PROWTRACE_PUSH_AUTH={auth}) but "
             "PROWTRACE_PUSH_AUDIENCE and PROWTRACE_PUSH_ALLOWED_EMAILS are not both set; "
             "for local use without tokens (e.g. the Pub/Sub emulator) set PROWTRACE_PUSH_AUTH=off"
         )
@@ -265,6 +303,7 @@ def load_push_settings(
         port=port if port is not None else int(number(env.get("PORT"), "PORT", 8080, minimum=0)),
         path=path,
         auth=auth,
+        on_cloud_run=on_cloud_run,
         audience=audience,
         allowed_emails=emails,
         max_body_bytes=int(

@@ -14,4 +14,6 @@ if [ "$#" -ne 1 ]; then
 fi
 
 cd "$(dirname "$0")/.."
-UV_PROJECT_ENVIRONMENT="$1" exec uv sync --frozen --no-dev --no-editable
+# --locked, not --frozen: a uv.lock that no longer matches pyproject.toml fails the install (and so
+# the image build) instead of installing the stale pins.
+UV_PROJECT_ENVIRONMENT="$1" exec uv sync --locked --no-dev --no-editable

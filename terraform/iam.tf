@@ -37,6 +37,8 @@ resource "google_cloud_run_v2_service_iam_member" "push_invoker" {
 
 # Pub/Sub's service agent mints the OIDC tokens for the push service account. Projects created
 # after April 2021 have this implicitly; older ones need it, and it is scoped to this one account.
+# The agent comes from google_project_service_identity.pubsub (main.tf), so this grant never races
+# the agent's creation in a project that never used Pub/Sub.
 resource "google_service_account_iam_member" "pubsub_agent_signs_push_tokens" {
   count = local.push ? 1 : 0
 
@@ -73,7 +75,9 @@ resource "google_pubsub_subscription_iam_member" "runtime_pull" {
   member       = google_service_account.runtime.member
 }
 
-# Read (not list or write) the Prow artifacts.
+# Read and list (never write) the Prow artifacts. The list permission matters: with it GCS
+# answers 404 for an artifact not written yet, which prowtrace waits for within the grace period;
+# without it the same read answers 403, a permission error.
 resource "google_storage_bucket_iam_member" "artifact_reader" {
   for_each = var.manage_artifact_bucket_iam ? toset(var.artifact_buckets) : toset([])
 
@@ -92,11 +96,8 @@ resource "google_project_iam_member" "trace_writer" {
   member  = google_service_account.runtime.member
 }
 
-resource "google_project_iam_member" "log_writer" {
-  project = var.project_id
-  role    = "roles/logging.logWriter"
-  member  = google_service_account.runtime.member
-}
+# No logging role: prowtrace logs to stdout/stderr, which Cloud Run itself sends to Cloud
+# Logging (https://cloud.google.com/run/docs/logging); nothing calls the Logging API.
 
 # Read the OTLP headers, from this one secret only.
 resource "google_secret_manager_secret_iam_member" "otlp_headers" {

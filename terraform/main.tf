@@ -18,9 +18,24 @@ locals {
     otlp      = null
   }[var.traces_exporter]
 
-  # The Pub/Sub service agent of the subscription's project: it forwards dead letters and mints
-  # the push OIDC tokens.
-  pubsub_service_agent = "serviceAccount:service-${data.google_project.pipeline.number}@gcp-sa-pubsub.iam.gserviceaccount.com"
+  # The Pub/Sub service agent of the subscription's project (service-<number>@gcp-sa-pubsub...):
+  # it forwards dead letters and mints the push OIDC tokens. Read from the service identity
+  # below, so every grant to it waits until the agent exists.
+  pubsub_service_agent = "serviceAccount:${google_project_service_identity.pubsub.email}"
+
+  # Cloud Run's memory range for each vCPU count (https://cloud.google.com/run/docs/configuring/services/cpu,
+  # "vCPU and memory"), and the memory asked for, in MiB.
+  memory_mib = tonumber(regex("^[0-9]+", var.memory)) * (endswith(var.memory, "Gi") ? 1024 : 1)
+  memory_range_mib = {
+    "1" = [128, 4096]
+    "2" = [128, 8192]
+    "4" = [2048, 16384]
+    "6" = [4096, 24576]
+    "8" = [4096, 32768]
+  }[var.cpu]
+  # Worker pools run in the second-generation environment, whose minimum is 512 MiB.
+  minimum_memory_mib = local.pull ? max(512, local.memory_range_mib[0]) : local.memory_range_mib[0]
+  memory_fits_cpu    = local.memory_mib >= local.minimum_memory_mib && local.memory_mib <= local.memory_range_mib[1]
 
   # Cloud Run's deterministic URL (https://<service>-<project number>.<region>.run.app), known
   # before the service exists: the OIDC audience Pub/Sub puts in push tokens and prowtrace expects,
@@ -56,8 +71,10 @@ locals {
     } : {},
   )
 
+  # cloud-run-iam: Cloud Run's invoker check verifies the push token and removes its signature,
+  # and prowtrace checks the claims; oidc: prowtrace verifies the signature itself.
   push_env = {
-    PROWTRACE_PUSH_AUTH           = "oidc"
+    PROWTRACE_PUSH_AUTH           = var.invoker_iam_check ? "cloud-run-iam" : "oidc"
     PROWTRACE_PUSH_AUDIENCE       = local.service_url
     PROWTRACE_PUSH_ALLOWED_EMAILS = local.push ? google_service_account.push[0].email : ""
     # A request held for a late artifact must still be answered within the ack deadline (for
@@ -95,6 +112,18 @@ resource "google_project_service" "apis" {
   disable_on_destroy = false
 }
 
+# Create the Pub/Sub service agent now rather than lazily on first use, so that the IAM grants to
+# it (token creator on the push account, the dead-letter roles) cannot race its creation in a
+# project that never used Pub/Sub. Only the google-beta provider has this resource.
+resource "google_project_service_identity" "pubsub" {
+  provider = google-beta
+
+  project = var.project_id
+  service = "pubsub.googleapis.com"
+
+  depends_on = [google_project_service.apis]
+}
+
 # Rules that tie several inputs together; checked at plan time, before anything is created.
 resource "terraform_data" "input_checks" {
   input = var.delivery_mode
@@ -123,6 +152,11 @@ resource "terraform_data" "input_checks" {
     precondition {
       condition     = local.pull || (var.min_instances <= var.max_instances)
       error_message = "min_instances must not exceed max_instances."
+    }
+
+    precondition {
+      condition     = local.memory_fits_cpu
+      error_message = "Cloud Run accepts memory from ${local.minimum_memory_mib}Mi to ${local.memory_range_mib[1]}Mi with cpu = \"${var.cpu}\"${local.pull ? " in a worker pool" : ""}; memory = \"${var.memory}\" is outside that range (more memory needs more vCPUs, more vCPUs need more memory)."
     }
   }
 }

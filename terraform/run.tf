@@ -18,8 +18,11 @@ resource "google_cloud_run_v2_service" "push" {
   ingress             = var.ingress
   deletion_protection = var.deletion_protection
   labels              = local.labels
-  # Only principals with roles/run.invoker (the push service account) may call it.
-  invoker_iam_disabled = false
+  # On (the default): Cloud Run lets only principals with roles/run.invoker call the service,
+  # verifies their token and forwards it with the signature removed (prowtrace is told with
+  # PROWTRACE_PUSH_AUTH=cloud-run-iam). Off: anyone the ingress admits reaches prowtrace, which
+  # then verifies Google's signature itself (PROWTRACE_PUSH_AUTH=oidc).
+  invoker_iam_disabled = !var.invoker_iam_check
   # The push tokens' audience. Cloud Run accepts its own URLs as audiences anyway, and reports the
   # deterministic one as its uri; declaring it makes the token valid whichever URL it reports.
   custom_audiences = [local.service_url]

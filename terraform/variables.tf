@@ -348,12 +348,18 @@ variable "cpu" {
 variable "memory" {
   type        = string
   default     = "512Mi"
-  description = "Memory per instance as a Kubernetes quantity, e.g. \"512Mi\" or \"1Gi\"."
+  description = "Memory per instance as a Kubernetes quantity, e.g. \"512Mi\" or \"1Gi\". Cloud Run's range depends on cpu (1 vCPU: 128Mi-4Gi, 2: 128Mi-8Gi, 4: 2Gi-16Gi, 6: 4Gi-24Gi, 8: 4Gi-32Gi; worker pools at least 512Mi), checked at plan time."
 
   validation {
     condition     = can(regex("^[0-9]+(Mi|Gi)$", var.memory))
     error_message = "memory must look like \"512Mi\" or \"2Gi\"."
   }
+}
+
+variable "invoker_iam_check" {
+  type        = bool
+  default     = true
+  description = "Push mode: keep Cloud Run's invoker IAM check on (only principals with roles/run.invoker may call the service; Cloud Run verifies the push token and forwards it with its signature removed, and prowtrace checks its claims: PROWTRACE_PUSH_AUTH=cloud-run-iam). false turns the check off (invoker_iam_disabled) and prowtrace verifies Google's signature itself (PROWTRACE_PUSH_AUTH=oidc); organisations whose policy forbids disabling the check keep the default."
 }
 
 variable "concurrency" {
@@ -402,8 +408,8 @@ variable "worker_instances" {
 
 variable "ingress" {
   type        = string
-  default     = "INGRESS_TRAFFIC_ALL"
-  description = "Push mode: Cloud Run ingress. Pub/Sub push reaches the service from Google's network over its run.app URL, so the default admits all networks and relies on IAM (only the push service account holds roles/run.invoker) plus prowtrace's own OIDC check."
+  default     = "INGRESS_TRAFFIC_INTERNAL_ONLY"
+  description = "Push mode: Cloud Run ingress. The default admits only internal traffic, which includes Pub/Sub push from a subscription in the same project (or VPC Service Controls perimeter) to the default run.app URL, i.e. this module's subscription; the internet cannot reach the service at all. INGRESS_TRAFFIC_ALL is needed when a subscription in another project outside such a perimeter pushes to the service, or to call it from outside Google Cloud (e.g. testing with curl); IAM and prowtrace's token check still apply."
 
   validation {
     condition     = contains(["INGRESS_TRAFFIC_ALL", "INGRESS_TRAFFIC_INTERNAL_ONLY", "INGRESS_TRAFFIC_INTERNAL_LOAD_BALANCER"], var.ingress)

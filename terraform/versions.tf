@@ -9,5 +9,10 @@ terraform {
       # (the resource itself exists since 6.38.0); stay below the next major's breaking changes.
       version = ">= 7.18.0, < 8.0.0"
     }
+    # google_project_service_identity (the Pub/Sub service agent, created up front).
+    google-beta = {
+      source  = "hashicorp/google-beta"
+      version = ">= 7.18.0, < 8.0.0"
+    }
   }
 }

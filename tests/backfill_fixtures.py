@@ -10,13 +10,14 @@ from datetime import timedelta
 from pathlib import Path
 from tempfile import TemporaryDirectory
 
+from support.oracle import RecordingExporter, SpanKey, expected_spans
+from support.otlp_receiver import ReceivedSpan
+
 from processor.artifacts import ArtifactStore
 from processor.export.exporters import build_resource
 from processor.export.otel import SpanConverter
 from processor.pipeline import Pipeline, PipelineSettings
-from processor.testing.corpus import SyntheticJob, generate, write_mirror
-from processor.testing.oracle import RecordingExporter, SpanKey, expected_spans
-from processor.testing.otlp_receiver import ReceivedSpan
+from processor.synthetic import SyntheticJob, generate, write_mirror
 from processor.tools.backfill import PipelineSink
 
 CORPUS_SIZE = 300

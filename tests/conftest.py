@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
+from support.e2e import E2eCorpus, prepare_corpus
 
-from processor.testing.e2e import E2eCorpus, prepare_corpus
-from processor.testing.pubsub_emulator import PubSubEmulator
+from processor.tools.demo.pubsub_emulator import PubSubEmulator
 
 E2E_JOBS = 40
 """Enough jobs for every corpus scenario to occur (15) with overlapping lifecycles."""

@@ -8,10 +8,11 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from support.oracle import SpanKey, expected_spans
+from support.otlp_receiver import ReceivedSpan
+
 from processor.export.exporters import build_resource
 from processor.export.otlp_json import ShownSpan, read_otlp_json
-from processor.testing.oracle import SpanKey
-from processor.testing.otlp_receiver import ReceivedSpan
 from processor.tools.demo.fleet import build_fleet
 
 Content = tuple[Any, ...]
@@ -20,8 +21,8 @@ Content = tuple[Any, ...]
 def oracle(n_jobs: int, seed: int, now: datetime, workdir: Path) -> dict[SpanKey, ReceivedSpan]:
     """Return the spans a demo run with these settings must produce (an in-process run)."""
     environ = {**os.environ, "OTEL_TRACES_EXPORTER": "otlp"}
-    fleet = build_fleet(n_jobs, seed, workdir, now=now, resource=build_resource(environ))
-    return dict(fleet.expected)
+    fleet = build_fleet(n_jobs, seed, workdir, now=now)
+    return expected_spans(fleet.messages, workdir, resource=build_resource(environ))
 
 
 def _plain(value: Any) -> Any:  # noqa: ANN401 - attribute values are of many types

@@ -21,13 +21,13 @@ from backfill_fixtures import (
     recording_sink,
     spans_of,
 )
+from support.oracle import SpanKey, assert_traces_complete
+from support.otlp_receiver import ReceivedSpan, unique_spans_of
 
 from processor.artifacts import ArtifactStore, ArtifactUnavailable
 from processor.artifacts.mirror import MirrorArtifactStore
 from processor.core.jsonshape import parse_rfc3339
-from processor.testing.corpus import SyntheticJob, mirror_path, write_mirror
-from processor.testing.oracle import SpanKey, assert_traces_complete
-from processor.testing.otlp_receiver import ReceivedSpan, unique_spans_of
+from processor.synthetic import SyntheticJob, mirror_path, write_mirror
 from processor.tools.backfill import (
     LOOKAHEAD_PER_WORKER,
     ReadAheadStore,

@@ -12,12 +12,12 @@ from pathlib import Path
 
 import pytest
 from backfill_fixtures import BUCKET, corpus, expected, finished, folder_count
+from support.oracle import assert_traces_complete
+from support.otlp_receiver import OtlpReceiver
 
 from processor.cli import main
 from processor.config import load_settings
-from processor.testing.corpus import message_bytes, write_mirror
-from processor.testing.oracle import assert_traces_complete
-from processor.testing.otlp_receiver import OtlpReceiver
+from processor.synthetic import message_bytes, write_mirror
 from processor.tools.backfill import backfill_settings
 
 OTEL_VARIABLES = (

@@ -23,11 +23,11 @@ from gcp_storage_emulator.server import RequestHandler  # type: ignore[import-un
 from gcp_storage_emulator.storage import Storage  # type: ignore[import-untyped]
 from google.auth.credentials import AnonymousCredentials
 from google.cloud import storage
+from support.oracle import assert_traces_complete
+from support.otlp_receiver import unique_spans_of
 
 from processor.artifacts.gcs import BUCKET_METADATA_PROBE_VARIABLE, GcsArtifactStore
-from processor.testing.corpus import SyntheticJob
-from processor.testing.oracle import assert_traces_complete
-from processor.testing.otlp_receiver import unique_spans_of
+from processor.synthetic import SyntheticJob
 from processor.tools.backfill import Edges, Plan, ReadAheadStore, run_command
 from processor.tools.backfill_progress import EXIT_OK
 from processor.tools.backfill_runs import Selection

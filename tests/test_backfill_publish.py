@@ -9,8 +9,8 @@ import pytest
 from backfill_fixtures import BUCKET, corpus, finished
 
 from processor.cli import main
-from processor.testing.corpus import message_bytes, write_mirror
-from processor.testing.pubsub_emulator import PubSubEmulator
+from processor.synthetic import message_bytes, write_mirror
+from processor.tools.demo.pubsub_emulator import PubSubEmulator
 
 PROJECT = "prow-backfill"
 

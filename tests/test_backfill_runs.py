@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from processor.artifacts import UnsupportedLocation
-from processor.testing.corpus import Scenario, SyntheticJob, generate, message_bytes
+from processor.synthetic import Scenario, SyntheticJob, generate, message_bytes
 from processor.tools.backfill_runs import (
     RunMessage,
     RunOutcome,

@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from processor.testing.corpus import (
+from processor.synthetic import (
     DEFAULT_SUBSCRIPTION,
     SECRET_SCENARIOS,
     Published,
@@ -30,7 +30,7 @@ from processor.testing.corpus import (
     write_jsonl,
     write_mirror,
 )
-from processor.testing.corpus._encoding import go_json
+from processor.synthetic._encoding import go_json
 
 EVERY = list(Scenario)
 SNOWFLAKE_SANE_MS = (1_600_000_000_000, 2_000_000_000_000)

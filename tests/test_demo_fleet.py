@@ -7,10 +7,10 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from support.oracle import expected_spans
 
 from processor.export.exporters import build_resource
-from processor.testing.corpus import Scenario
-from processor.testing.oracle import expected_spans
+from processor.synthetic import Scenario
 from processor.tools.demo.fleet import (
     DEMO_SCENARIOS,
     FINISHED_BEFORE_NOW,
@@ -25,11 +25,13 @@ RESOURCE = build_resource({})
 
 def test_the_default_fleet_has_one_job_per_demo_scenario(tmp_path: Path) -> None:
     """Twelve jobs, each scenario once, each its own complete trace."""
-    fleet = build_fleet(12, 1, tmp_path, now=NOW, resource=RESOURCE)
+    fleet = build_fleet(12, 1, tmp_path, now=NOW)
+    spans = expected_spans(fleet.messages, tmp_path, resource=RESOURCE)
+    traces = {trace_id for trace_id, _ in spans}
 
     assert [job.scenario for job in fleet.jobs] == list(DEMO_SCENARIOS)
-    assert len(fleet.expected_by_trace) == 12
-    assert set(fleet.scenario_by_trace) == set(fleet.expected_by_trace)
+    assert len(traces) == 12
+    assert set(fleet.scenario_by_trace) == traces
 
 
 def test_the_fleet_covers_every_job_type_and_the_failure_modes() -> None:
@@ -65,7 +67,7 @@ def test_more_jobs_cycle_through_the_scenarios() -> None:
 @pytest.mark.parametrize("seed", [0, 1, 2, 3])
 def test_the_fleet_finished_a_minute_before_now(tmp_path: Path, seed: int) -> None:
     """The last message went out FINISHED_BEFORE_NOW ago: recent, and all in the past."""
-    fleet = build_fleet(12, seed, tmp_path, now=NOW, resource=RESOURCE)
+    fleet = build_fleet(12, seed, tmp_path, now=NOW)
     last = max(message.publish_time for message in fleet.messages)
 
     assert abs(last - (NOW - FINISHED_BEFORE_NOW)) < timedelta(milliseconds=2)
@@ -76,18 +78,20 @@ def test_the_spans_do_not_depend_on_when_the_messages_are_published(
     tmp_path: Path, seed: int
 ) -> None:
     """Publishing now (compressed), not at crier's times, gives the same spans: artifacts rule."""
-    fleet = build_fleet(12, seed, tmp_path, now=NOW, resource=RESOURCE)
+    fleet = build_fleet(12, seed, tmp_path, now=NOW)
     republished = [
         dataclasses.replace(message, publish_time=NOW + timedelta(seconds=index))
         for index, message in enumerate(fleet.messages)
     ]
 
-    assert expected_spans(republished, tmp_path, resource=RESOURCE) == fleet.expected
+    assert expected_spans(republished, tmp_path, resource=RESOURCE) == expected_spans(
+        fleet.messages, tmp_path, resource=RESOURCE
+    )
 
 
 def test_the_timeline_is_how_long_crier_took_to_publish(tmp_path: Path) -> None:
     """From the first message to the last: minutes, for jobs that run for minutes."""
-    fleet = build_fleet(12, 1, tmp_path, now=NOW, resource=RESOURCE)
+    fleet = build_fleet(12, 1, tmp_path, now=NOW)
 
     assert fleet.timeline == fleet.messages[-1].publish_time - fleet.messages[0].publish_time
     assert timedelta(minutes=5) < fleet.timeline < timedelta(hours=2)
@@ -95,7 +99,7 @@ def test_the_timeline_is_how_long_crier_took_to_publish(tmp_path: Path) -> None:
 
 def test_the_artifacts_are_written_under_the_mirror(tmp_path: Path) -> None:
     """Each job's prowjob.json is in the mirror at its gs:// path."""
-    fleet = build_fleet(3, 5, tmp_path, now=NOW, resource=RESOURCE)
+    fleet = build_fleet(3, 5, tmp_path, now=NOW)
 
     for job in fleet.jobs:
         folder = job.gcs_path.removeprefix("gs://")
@@ -106,4 +110,4 @@ def test_the_artifacts_are_written_under_the_mirror(tmp_path: Path) -> None:
 def test_zero_jobs_is_refused(tmp_path: Path) -> None:
     """The demo needs at least one job."""
     with pytest.raises(ValueError, match="at least one job"):
-        build_fleet(0, 1, tmp_path, now=NOW, resource=RESOURCE)
+        build_fleet(0, 1, tmp_path, now=NOW)

@@ -7,7 +7,6 @@ from pathlib import Path
 
 import pytest
 
-from processor.testing.pubsub_emulator import PubSubEmulator
 from processor.tools.demo.pubsub import (
     IN_PROCESS,
     PubSubClients,
@@ -15,6 +14,7 @@ from processor.tools.demo.pubsub import (
     failure_reason,
     start_pubsub,
 )
+from processor.tools.demo.pubsub_emulator import PubSubEmulator
 
 
 def test_without_the_emulator_the_in_process_server_runs_until_the_stack_closes() -> None:

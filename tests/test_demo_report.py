@@ -9,7 +9,7 @@ from opentelemetry.trace import SpanKind, StatusCode
 from rich.console import Console
 
 from processor.export.otlp_json import ShownSpan
-from processor.testing.corpus import Scenario
+from processor.synthetic import Scenario
 from processor.tools.demo.report import (
     Closing,
     closing_lines,

@@ -13,11 +13,11 @@ from pathlib import Path
 import pytest
 from demo_helpers import file_spans, is_alive, java_children, oracle, oracle_contents
 from rich.console import Console
+from support.oracle import trace_problems
+from support.otlp_receiver import OtlpReceiver
 
-from processor.testing.oracle import trace_problems
-from processor.testing.otlp_receiver import OtlpReceiver
-from processor.testing.pubsub_emulator import PubSubEmulator, find_launcher
 from processor.tools.demo import DemoOptions, DemoResult, run_demo
+from processor.tools.demo.pubsub_emulator import PubSubEmulator, find_launcher
 from processor.tools.demo.run import DemoFailed
 
 SEED = 11

@@ -15,6 +15,7 @@ import re
 import shutil
 import subprocess
 import sys
+import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -143,22 +144,77 @@ def test_build_stage_installs_with_the_ci_install_script() -> None:
     assert "scripts/install.sh scripts/install.sh" in _all(build, "COPY")
 
 
+DIGEST = r"(?:@sha256:[a-f0-9]{64})?"
+"""A FROM line may pin its tag by digest (the Dockerfile's header says how to read one)."""
+BUILD_BASE = re.compile(rf"debian:(\d+)-slim{DIGEST} AS build")
+RUNTIME_BASE = re.compile(rf"gcr\.io/distroless/python3-debian(\d+):nonroot{DIGEST}")
+DEBIAN_PYTHON = {"12": "3.11", "13": "3.13"}
+"""The python3 each Debian release ships (packages.debian.org: bookworm 3.11, trixie 3.13)."""
+IMAGE_PLATFORM = "manylinux.*x86_64"
+"""Cloud Run runs linux/amd64 (docs/DEPLOY.md builds with --platform linux/amd64)."""
+
+
+def _debian_releases() -> tuple[str, str]:
+    build, runtime = _stages()
+    build_base = BUILD_BASE.fullmatch(_last(build, "FROM"))
+    runtime_base = RUNTIME_BASE.fullmatch(_last(runtime, "FROM"))
+    assert build_base is not None, _last(build, "FROM")
+    assert runtime_base is not None, _last(runtime, "FROM")
+    return build_base.group(1), runtime_base.group(1)
+
+
+def _image_python() -> str:
+    """Return the interpreter version the build stage installs for, e.g. ``3.13``."""
+    [python] = [
+        found.group(1)
+        for env in _all(_stages()[0], "ENV")
+        if (found := re.search(r"UV_PYTHON=/usr/bin/python(3\.\d+)", env))
+    ]
+    return python
+
+
 def test_runtime_stage_is_distroless() -> None:
     """The runtime base has Python but no shell, package manager or compiler."""
     runtime = _stages()[-1]
-    assert re.fullmatch(r"gcr\.io/distroless/python3-debian\d+:nonroot", _last(runtime, "FROM"))
+    assert RUNTIME_BASE.fullmatch(_last(runtime, "FROM"))
     assert _all(runtime, "RUN") == []
+
+
+def test_both_stages_are_on_a_supported_debian() -> None:
+    """Debian 13 (trixie) at least: Debian 12 has left regular security support."""
+    assert all(int(release) >= 13 for release in _debian_releases())
 
 
 def test_build_and_runtime_share_the_python_interpreter() -> None:
     """The venv's interpreter link resolves in the runtime: same Debian release, same path."""
-    build, runtime = _stages()
-    build_release = re.fullmatch(r"debian:(\d+)-slim AS build", _last(build, "FROM"))
-    runtime_release = re.search(r"python3-debian(\d+):", _last(runtime, "FROM"))
-    assert build_release is not None
-    assert runtime_release is not None
-    assert build_release.group(1) == runtime_release.group(1)
-    assert any("UV_PYTHON=/usr/bin/python3" in env for env in _all(build, "ENV"))
+    build_release, runtime_release = _debian_releases()
+    assert build_release == runtime_release
+    assert _image_python() == DEBIAN_PYTHON[build_release]
+
+
+def test_every_runtime_package_has_a_wheel_for_the_image() -> None:
+    """The build stage has no compiler: each locked runtime package ships a usable wheel.
+
+    Pure-Python, abi3 or a cp3XX wheel for the image's Python on linux/amd64.
+    """
+    python = _image_python()
+    tag = "cp" + python.replace(".", "")
+    minor = int(python.split(".")[1])
+    abi3 = "|".join(f"cp3{older}" for older in range(2, minor + 1))
+    usable = re.compile(
+        rf"-(?:py3-none-any|py2\.py3-none-any|{tag}-{tag}-{IMAGE_PLATFORM}"
+        rf"|(?:{abi3})-abi3-{IMAGE_PLATFORM})\.whl$"
+    )
+    locked = tomllib.loads((ROOT / "uv.lock").read_text())["package"]
+    runtime = _locked_runtime_packages(python)
+    wheels = {
+        canonicalize_name(package["name"]): [wheel["url"] for wheel in package.get("wheels", [])]
+        for package in locked
+        if runtime.get(canonicalize_name(package["name"])) == package.get("version")
+    }
+    assert set(wheels) == set(runtime)
+    missing = sorted(name for name, urls in wheels.items() if not any(map(usable.search, urls)))
+    assert missing == []
 
 
 def test_runtime_copies_only_the_venv_to_the_same_path() -> None:
@@ -311,8 +367,8 @@ def _uv() -> str:
     return uv
 
 
-def _locked_runtime_packages() -> dict[str, str]:
-    """Name -> version of every runtime package uv.lock pins for this interpreter."""
+def _locked_runtime_packages(python: str | None = None) -> dict[str, str]:
+    """Name -> version of every runtime package uv.lock pins for ``python`` (default: this one)."""
     exported = subprocess.run(  # noqa: S603 - fixed argument list, no shell
         [_uv(), "export", "--frozen", "--no-dev", "--no-hashes", "--no-emit-project"],
         cwd=ROOT,
@@ -321,12 +377,15 @@ def _locked_runtime_packages() -> dict[str, str]:
         check=True,
         timeout=60,
     ).stdout
+    environment = (
+        None if python is None else {"python_version": python, "python_full_version": f"{python}.0"}
+    )
     packages: dict[str, str] = {}
     for line in exported.splitlines():
         requirement, _, marker = line.partition(";")
         if not requirement or requirement.startswith((" ", "#")):
             continue
-        if marker.strip() and not Marker(marker.strip()).evaluate():
+        if marker.strip() and not Marker(marker.strip()).evaluate(environment):
             continue
         name, _, version = requirement.strip().partition("==")
         packages[canonicalize_name(name)] = version
@@ -388,6 +447,33 @@ def test_install_script_installs_exactly_the_locked_runtime_set(installed_venv: 
     expected = _locked_runtime_packages()
     assert installed.pop(canonicalize_name("prowtrace"), None) is not None
     assert installed == expected
+
+
+def test_install_script_refuses_a_stale_lock(tmp_path: Path) -> None:
+    """A uv.lock that no longer matches pyproject.toml fails the install (uv sync --locked)."""
+    project = tmp_path / "project"
+    for name in ("pyproject.toml", "uv.lock", "README.md", "scripts/install.sh"):
+        (project / name).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(ROOT / name, project / name)
+    shutil.copytree(ROOT / "processor", project / "processor")
+    pyproject = project / "pyproject.toml"
+    pyproject.write_text(
+        pyproject.read_text().replace("dependencies = [", 'dependencies = [\n    "tabulate",', 1)
+    )
+    env = {key: value for key, value in os.environ.items() if key != "VIRTUAL_ENV"}
+    env.update({"UV_OFFLINE": "1", "UV_PYTHON": sys.executable})
+    result = subprocess.run(  # noqa: S603 - fixed argument list, no shell
+        [str(project / "scripts" / "install.sh"), str(tmp_path / "venv")],
+        cwd=project,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=300,
+    )
+    assert result.returncode != 0
+    assert "needs to be updated, but `--locked` was provided" in result.stderr
+    assert not (tmp_path / "venv" / "bin" / "prowtrace").exists()
 
 
 def test_install_script_installs_prowtrace_non_editable(installed_venv: Path) -> None:

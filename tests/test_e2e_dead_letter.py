@@ -7,8 +7,7 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
-
-from processor.testing.e2e import (
+from support.e2e import (
     ConsumerSet,
     E2eCorpus,
     consumer_env,
@@ -18,8 +17,9 @@ from processor.testing.e2e import (
     wait_for_traces,
     wait_until,
 )
-from processor.testing.otlp_receiver import OtlpReceiver
-from processor.testing.pubsub_emulator import PubSubEmulator
+from support.otlp_receiver import OtlpReceiver
+
+from processor.tools.demo.pubsub_emulator import PubSubEmulator
 
 pytestmark = pytest.mark.emulator
 

@@ -6,8 +6,7 @@ import time
 from pathlib import Path
 
 import pytest
-
-from processor.testing.e2e import (
+from support.e2e import (
     CONSUMER_STOP_SECONDS,
     ConsumerSet,
     E2eCorpus,
@@ -22,9 +21,10 @@ from processor.testing.e2e import (
     wait_for_traces,
     wait_until,
 )
-from processor.testing.oracle import expected_spans
-from processor.testing.otlp_receiver import OtlpReceiver
-from processor.testing.pubsub_emulator import PubSubEmulator
+from support.oracle import expected_spans
+from support.otlp_receiver import OtlpReceiver
+
+from processor.tools.demo.pubsub_emulator import PubSubEmulator
 
 pytestmark = pytest.mark.emulator
 
@@ -97,7 +97,7 @@ def test_consumer_killed_mid_stream_and_restarted_completes_every_trace(
             victim.kill()
             time.sleep(2 * SLOW_EXPORT_SECONDS)
         assert not set(e2e_corpus.expected) <= received_keys(receiver), "killed too late"
-        # The emulator keeps the victim's stream (see processor.testing.e2e); the leases it held
+        # The emulator keeps the victim's stream (see support.e2e); the leases it held
         # still expire on their own, after the ack deadline, as in the real service.
         evict_dead_streams(pubsub_emulator, route.subscription)
         receiver.set_delay(0)
@@ -123,7 +123,7 @@ def test_sigterm_with_messages_in_flight_exits_in_time_and_loses_nothing(
         assert (stopped.returncode, stopped.killed) == (0, False), first.describe()
         assert stopped.seconds < CONSUMER_STOP_SECONDS
         assert not set(e2e_corpus.expected) <= received_keys(receiver), "stopped too late"
-        # The emulator gives what `first` nacked to its dead stream: see processor.testing.e2e.
+        # The emulator gives what `first` nacked to its dead stream: see support.e2e.
         redeliver_after_stop(pubsub_emulator, route.subscription)
         receiver.set_delay(0)
         second = consumers.start_pull(route.subscription, env, name="second")
@@ -146,7 +146,7 @@ def test_sigterm_during_an_outage_exits_in_time_and_loses_nothing(
             stopped = first.terminate()
         assert (stopped.returncode, stopped.killed) == (0, False), first.describe()
         assert stopped.seconds < CONSUMER_STOP_SECONDS
-        # The emulator gives what `first` nacked to its dead stream: see processor.testing.e2e.
+        # The emulator gives what `first` nacked to its dead stream: see support.e2e.
         redeliver_after_stop(pubsub_emulator, route.subscription)
         second = consumers.start_pull(route.subscription, env, name="second")
         wait_for_traces(receiver, e2e_corpus.expected, timeout=TRACES_TIMEOUT, consumers=[second])

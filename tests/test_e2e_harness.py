@@ -7,9 +7,7 @@ import time
 from pathlib import Path
 
 import pytest
-
-from processor.testing.corpus import generate, mirror_path, stream, write_mirror
-from processor.testing.e2e import (
+from support.e2e import (
     E2eCorpus,
     consumer_env,
     count_unacked,
@@ -18,8 +16,10 @@ from processor.testing.e2e import (
     publish_time_dependent_spans,
     wait_until,
 )
-from processor.testing.otlp_receiver import OtlpReceiver
-from processor.testing.pubsub_emulator import PubSubEmulator
+from support.otlp_receiver import OtlpReceiver
+
+from processor.synthetic import generate, mirror_path, stream, write_mirror
+from processor.tools.demo.pubsub_emulator import PubSubEmulator
 
 
 def test_consumer_env_drops_the_callers_settings_and_sets_the_run_s() -> None:

@@ -6,9 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
-
-from processor.logs import TRACE_FIELD
-from processor.testing.e2e import (
+from support.e2e import (
     CONSUMER_STOP_SECONDS,
     ConsumerSet,
     E2eCorpus,
@@ -19,8 +17,10 @@ from processor.testing.e2e import (
     refusing,
     wait_for_traces,
 )
-from processor.testing.otlp_receiver import OtlpReceiver
-from processor.testing.pubsub_emulator import PubSubEmulator
+from support.otlp_receiver import OtlpReceiver
+
+from processor.logs import TRACE_FIELD
+from processor.tools.demo.pubsub_emulator import PubSubEmulator
 
 pytestmark = pytest.mark.emulator
 

@@ -5,8 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-
-from processor.testing.e2e import (
+from support.e2e import (
     CONSUMER_STOP_SECONDS,
     ConsumerSet,
     E2eCorpus,
@@ -15,8 +14,9 @@ from processor.testing.e2e import (
     publish_messages,
     wait_for_traces,
 )
-from processor.testing.otlp_receiver import OtlpReceiver
-from processor.testing.pubsub_emulator import PubSubEmulator
+from support.otlp_receiver import OtlpReceiver
+
+from processor.tools.demo.pubsub_emulator import PubSubEmulator
 
 pytestmark = pytest.mark.emulator
 

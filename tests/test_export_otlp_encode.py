@@ -23,6 +23,7 @@ from opentelemetry.trace import (
     TraceFlags,
     TraceState,
 )
+from support.otlp_receiver import OtlpReceiver
 
 from processor.artifacts.mirror import MirrorArtifactStore
 from processor.core.message import Delivery
@@ -30,8 +31,7 @@ from processor.export.exporters import build_exporter, build_resource
 from processor.export.otel import SpanConverter
 from processor.export.otlp_encode import GrpcSpanExporter, encode_spans
 from processor.pipeline import Pipeline, PipelineSettings
-from processor.testing.corpus import generate, message_bytes, stream, write_mirror
-from processor.testing.otlp_receiver import OtlpReceiver
+from processor.synthetic import generate, message_bytes, stream, write_mirror
 
 TRACE = 0x0AF7651916CD43DD8448EB211C80319C
 SAMPLED = TraceFlags(TraceFlags.SAMPLED)

@@ -11,6 +11,8 @@ import pytest
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
+from support.cloud_trace_server import FakeCloudTraceServer
+from support.otlp_receiver import OtlpReceiver
 
 from processor.config import ConfigError
 from processor.core.ids import identity_from_uid
@@ -24,8 +26,6 @@ from processor.export.exporters import (
     gcp_trace_exporter,
 )
 from processor.export.otel import to_readable_span
-from processor.testing.cloud_trace_server import FakeCloudTraceServer
-from processor.testing.otlp_receiver import OtlpReceiver
 
 UID = "5b0d3c52-7e8f-4f31-9a65-0c4b3f2a1d9e"
 

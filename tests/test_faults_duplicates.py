@@ -14,9 +14,7 @@ import random
 from pathlib import Path
 
 import pytest
-
-from processor.testing.corpus import message_bytes
-from processor.testing.e2e import (
+from support.e2e import (
     ConsumerSet,
     consumer_env,
     count_unacked,
@@ -24,10 +22,12 @@ from processor.testing.e2e import (
     wait_for_traces,
     wait_until,
 )
-from processor.testing.fault_plan import fault_plan, report_figures
-from processor.testing.fault_rig import FaultCorpus, fault_corpus, publish_batched
-from processor.testing.otlp_receiver import OtlpReceiver
-from processor.testing.pubsub_emulator import PubSubEmulator
+from support.fault_plan import fault_plan, report_figures
+from support.fault_rig import FaultCorpus, fault_corpus, publish_batched
+from support.otlp_receiver import OtlpReceiver
+
+from processor.synthetic import message_bytes
+from processor.tools.demo.pubsub_emulator import PubSubEmulator
 
 pytestmark = [pytest.mark.faults, pytest.mark.emulator]
 

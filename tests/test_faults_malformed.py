@@ -1,6 +1,6 @@
 """Fault injection: malformed inputs mixed into a valid stream are classified, never crash anything.
 
-Hypothesis generates the inputs (:mod:`processor.testing.malformed`): arbitrary JSON and bytes,
+Hypothesis generates the inputs (:mod:`support.malformed`): arbitrary JSON and bytes,
 crier-shaped objects with wrong types and hostile strings, truncated messages, broken encodings,
 absurd numbers and nesting, huge fields, and for the push endpoint damaged envelopes (truncated or
 foreign base64, wrong types). They are interleaved with a realistic stream and sent three ways:
@@ -22,6 +22,30 @@ from pathlib import Path
 from typing import TypeVar
 
 import pytest
+from support.e2e import create_route, wait_until
+from support.fault_plan import fault_plan, report_figures
+from support.fault_rig import (
+    mirror_pipeline,
+    publish_batched,
+    pull_worker,
+    quiet_structlog,
+    receiver_exporter,
+)
+from support.malformed import (
+    FUZZ_BUCKET,
+    MalformedInput,
+    draw,
+    malformed_envelopes,
+    malformed_payloads,
+)
+from support.oracle import (
+    RecordingExporter,
+    SpanKey,
+    assert_traces_complete,
+    expected_spans,
+)
+from support.otlp_receiver import OtlpReceiver, ReceivedSpan, unique_spans_of
+from support.push_server import PushServerThread
 
 from processor.artifacts.mirror import MirrorArtifactStore
 from processor.config import PushSettings
@@ -29,7 +53,7 @@ from processor.core.message import Delivery
 from processor.export.exporters import build_resource
 from processor.export.otel import SpanConverter
 from processor.pipeline import Outcome, Pipeline, PipelineSettings
-from processor.testing.corpus import (
+from processor.synthetic import (
     Published,
     generate,
     message_bytes,
@@ -37,31 +61,7 @@ from processor.testing.corpus import (
     stream,
     write_mirror,
 )
-from processor.testing.e2e import create_route, wait_until
-from processor.testing.fault_plan import fault_plan, report_figures
-from processor.testing.fault_rig import (
-    mirror_pipeline,
-    publish_batched,
-    pull_worker,
-    quiet_structlog,
-    receiver_exporter,
-)
-from processor.testing.malformed import (
-    FUZZ_BUCKET,
-    MalformedInput,
-    draw,
-    malformed_envelopes,
-    malformed_payloads,
-)
-from processor.testing.oracle import (
-    RecordingExporter,
-    SpanKey,
-    assert_traces_complete,
-    expected_spans,
-)
-from processor.testing.otlp_receiver import OtlpReceiver, ReceivedSpan, unique_spans_of
-from processor.testing.pubsub_emulator import PubSubEmulator
-from processor.testing.push_server import PushServerThread
+from processor.tools.demo.pubsub_emulator import PubSubEmulator
 
 pytestmark = pytest.mark.faults
 T = TypeVar("T")

@@ -20,16 +20,16 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from support.abusive_clients import LatencyProbe, SlowLoris, raw_request
+from support.fault_plan import fault_plan, report_figures
+from support.fault_rig import mirror_pipeline, receiver_exporter
+from support.oidc_issuer import LocalOidcIssuer, generate_signing_key
+from support.oracle import SpanKey, assert_traces_complete, expected_spans
+from support.otlp_receiver import OtlpReceiver, ReceivedSpan
+from support.push_server import PushServerThread
 
 from processor.config import PushSettings
-from processor.testing.abusive_clients import LatencyProbe, SlowLoris, raw_request
-from processor.testing.corpus import Published, generate, push_envelope, stream, write_mirror
-from processor.testing.fault_plan import fault_plan, report_figures
-from processor.testing.fault_rig import mirror_pipeline, receiver_exporter
-from processor.testing.oidc_issuer import LocalOidcIssuer, generate_signing_key
-from processor.testing.oracle import SpanKey, assert_traces_complete, expected_spans
-from processor.testing.otlp_receiver import OtlpReceiver, ReceivedSpan
-from processor.testing.push_server import PushServerThread
+from processor.synthetic import Published, generate, push_envelope, stream, write_mirror
 from processor.transports.oidc import OidcPolicy, OidcVerifier
 
 pytestmark = pytest.mark.faults

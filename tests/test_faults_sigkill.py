@@ -15,9 +15,7 @@ from functools import partial
 from pathlib import Path
 
 import pytest
-
-from processor.testing.corpus import Published
-from processor.testing.e2e import (
+from support.e2e import (
     ConsumerSet,
     consumer_env,
     count_unacked,
@@ -27,11 +25,13 @@ from processor.testing.e2e import (
     wait_for_traces,
     wait_until,
 )
-from processor.testing.fault_plan import fault_plan, report_figures
-from processor.testing.fault_rig import FaultCorpus, fault_corpus
-from processor.testing.oracle import assert_traces_complete
-from processor.testing.otlp_receiver import OtlpReceiver
-from processor.testing.pubsub_emulator import PubSubEmulator
+from support.fault_plan import fault_plan, report_figures
+from support.fault_rig import FaultCorpus, fault_corpus
+from support.oracle import assert_traces_complete
+from support.otlp_receiver import OtlpReceiver
+
+from processor.synthetic import Published
+from processor.tools.demo.pubsub_emulator import PubSubEmulator
 
 pytestmark = [pytest.mark.faults, pytest.mark.emulator]
 

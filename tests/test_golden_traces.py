@@ -13,11 +13,11 @@ import os
 from pathlib import Path
 
 import pytest
+from support.oracle import expected_spans, orphans
+from support.otlp_receiver import ReceivedSpan
 
 from processor.core import semconv as sc
-from processor.testing.corpus import Scenario, SyntheticJob, generate, stream, write_mirror
-from processor.testing.oracle import expected_spans, orphans
-from processor.testing.otlp_receiver import ReceivedSpan
+from processor.synthetic import Scenario, SyntheticJob, generate, stream, write_mirror
 
 GOLDEN = Path(__file__).parent / "golden"
 UPDATE = os.environ.get("PROWTRACE_UPDATE_GOLDEN") == "1"

@@ -2,26 +2,24 @@
 
 from __future__ import annotations
 
-import json
 import threading
 import time
 from collections.abc import Iterator
+from typing import Any
 
 import jwt
 import pytest
+from support.oidc_issuer import LocalOidcIssuer, generate_signing_key, remove_signature
 
-from processor.testing.oidc_issuer import LocalOidcIssuer, generate_signing_key
 from processor.transports.oidc import (
-    HttpJwksFetcher,
-    JwksKeyCache,
+    GOOGLE_JWKS_URL,
+    JWKS_COOLDOWN_SECONDS,
     OidcPolicy,
     OidcVerifier,
     Rejection,
     Unauthenticated,
-    UnusableJwks,
     VerifierUnavailable,
-    max_age_seconds,
-    parse_jwks,
+    google_jwks_client,
 )
 
 AUDIENCE = "https://prowtrace.example.run.app/push"
@@ -63,9 +61,12 @@ def verifier(issuer: LocalOidcIssuer) -> OidcVerifier:
     return OidcVerifier(_policy(issuer))
 
 
-def _verifier_with_clock(issuer: LocalOidcIssuer, clock: FakeClock) -> OidcVerifier:
-    cache = JwksKeyCache(HttpJwksFetcher(issuer.jwks_url), clock=clock)
-    return OidcVerifier(_policy(issuer), key_cache=cache)
+def mint_with(local: LocalOidcIssuer, /, **claims: Any) -> str:  # noqa: ANN401 - mint's keywords
+    """Mint a pusher's token with some claims changed; times are seconds from now, taken now."""
+    fields: dict[str, Any] = {"audience": AUDIENCE, "email": PUSHER, **claims}
+    now = int(time.time())
+    fields.update({key: now + fields[key] for key in ("issued_at", "not_before") if key in fields})
+    return local.mint(fields.pop("audience"), fields.pop("email"), **fields)
 
 
 def _rejection(verifier: OidcVerifier, header: str | None) -> Rejection:
@@ -199,7 +200,7 @@ def test_unverified_email_is_rejected(issuer: LocalOidcIssuer, verifier: OidcVer
     assert _rejection(verifier, _bearer(token)) is Rejection.EMAIL_NOT_VERIFIED
 
 
-# -- key fetching and caching ------------------------------------------------------------------
+# -- key fetching and caching (PyJWKClient, configured by the verifier) -----------------------
 
 
 def test_jwks_is_fetched_once_for_many_verifications(
@@ -251,10 +252,23 @@ def test_unreachable_jwks_is_unavailable() -> None:
         OidcVerifier(policy).verify(token)
 
 
-def test_failed_fetch_is_not_retried_until_the_interval_passes(issuer: LocalOidcIssuer) -> None:
-    """After a failed fetch, callers fail fast; after the interval, a recovered JWKS is used."""
+@pytest.mark.parametrize(
+    "document",
+    [b"<html>rate limited</html>", b'{"keys": []}', b'{"keys": [{"kty": "RSA", "n": "!!"}]}'],
+    ids=["not-json", "no-keys", "no-usable-key"],
+)
+def test_unusable_jwks_is_unavailable(document: bytes) -> None:
+    """A JWKS that is not JSON or holds no usable key cannot judge the token: unavailable."""
+    with LocalOidcIssuer() as issuer:
+        issuer.jwks_body = document
+        with pytest.raises(VerifierUnavailable):
+            OidcVerifier(_policy(issuer)).verify(_bearer(issuer.mint(AUDIENCE, PUSHER)))
+
+
+def test_failed_fetch_is_not_retried_until_the_cooldown_passes(issuer: LocalOidcIssuer) -> None:
+    """After a failed fetch, callers fail fast; after the cooldown, a recovered JWKS is used."""
     clock = FakeClock()
-    verifier = _verifier_with_clock(issuer, clock)
+    verifier = OidcVerifier(_policy(issuer), clock=clock)
     token = _bearer(issuer.mint(AUDIENCE, PUSHER))
     issuer.jwks_available = False
     for _ in range(5):
@@ -262,25 +276,25 @@ def test_failed_fetch_is_not_retried_until_the_interval_passes(issuer: LocalOidc
             verifier.verify(token)
     assert issuer.jwks_requests == 1
     issuer.jwks_available = True
-    clock.advance(31)
+    clock.advance(JWKS_COOLDOWN_SECONDS + 1)
     assert verifier.verify(token).email == PUSHER
 
 
 def test_rotated_key_is_accepted_after_refresh(issuer: LocalOidcIssuer) -> None:
     """A token signed with a newly published key id is accepted after a refetch of the JWKS."""
-    clock = FakeClock()
-    verifier = _verifier_with_clock(issuer, clock)
+    keys = jwt.PyJWKClient(issuer.jwks_url, lifespan=3600, cooldown_duration=0)
+    verifier = OidcVerifier(_policy(issuer), jwks_client=keys)
     verifier.verify(_bearer(issuer.mint(AUDIENCE, PUSHER)))
     issuer.rotate("local-key-2")
-    clock.advance(60)  # well inside max-age: only the unknown kid can cause the refetch
+    # Well inside the lifespan: only the unknown key id can cause the refetch.
     assert verifier.verify(_bearer(issuer.mint(AUDIENCE, PUSHER))).email == PUSHER
     assert issuer.jwks_requests == 2
 
 
-def test_unknown_key_ids_do_not_refetch_within_interval(issuer: LocalOidcIssuer) -> None:
-    """Tokens with made-up key ids cause at most one refetch per interval."""
-    clock = FakeClock()
-    verifier = _verifier_with_clock(issuer, clock)
+def test_unknown_key_ids_do_not_refetch_within_the_cooldown(
+    issuer: LocalOidcIssuer, verifier: OidcVerifier
+) -> None:
+    """Tokens with made-up key ids cause no refetch within the cooldown after a fetch."""
     verifier.verify(_bearer(issuer.mint(AUDIENCE, PUSHER)))
     stranger = generate_signing_key()
     for n in range(10):
@@ -289,63 +303,14 @@ def test_unknown_key_ids_do_not_refetch_within_interval(issuer: LocalOidcIssuer)
     assert issuer.jwks_requests == 1
 
 
-def test_cache_control_max_age_is_honoured() -> None:
-    """Keys are reused until the JWKS response's max-age runs out, then refetched."""
-    with LocalOidcIssuer(cache_control="public, max-age=600, must-revalidate") as issuer:
-        clock = FakeClock()
-        verifier = _verifier_with_clock(issuer, clock)
-        token = _bearer(issuer.mint(AUDIENCE, PUSHER))
-        verifier.verify(token)
-        clock.advance(599)
-        verifier.verify(token)
-        assert issuer.jwks_requests == 1
-        clock.advance(2)
-        verifier.verify(token)
-        assert issuer.jwks_requests == 2
+def test_google_key_client_settings() -> None:
+    """Google's keys: kept 5 minutes, refetched for a new key id at most every 30 s, 5 s timeout."""
+    keys = google_jwks_client(GOOGLE_JWKS_URL)
+    assert keys.jwk_set_cache is not None
+    assert (keys.jwk_set_cache.lifespan, keys.cooldown_duration, keys.timeout) == (300, 30, 5)
 
 
-# -- pure helpers ------------------------------------------------------------------------------
-
-
-@pytest.mark.parametrize(
-    ("header", "expected"),
-    [
-        ("public, max-age=19593, must-revalidate, no-transform", 19593),
-        ("MAX-AGE=60", 60),
-        ('max-age="30"', 30),
-        ("no-store", 0),
-        ("private, no-cache, max-age=600", 0),
-        ("s-maxage=100", None),
-        ("public", None),
-        (None, None),
-    ],
-)
-def test_max_age_seconds_reads_cache_control(header: str | None, expected: int | None) -> None:
-    """max-age is read case-insensitively; no-cache/no-store mean 0; otherwise None."""
-    assert max_age_seconds(header) == expected
-
-
-def test_parse_jwks_keeps_only_rs256_signing_keys() -> None:
-    """Encryption keys, other algorithms and key-id-less keys are skipped."""
-    with LocalOidcIssuer() as issuer:
-        [rsa_key] = issuer.jwks()["keys"]
-    document = {
-        "keys": [
-            rsa_key,
-            {**rsa_key, "kid": "enc", "use": "enc"},
-            {**rsa_key, "kid": "rs512", "alg": "RS512"},
-            {k: v for k, v in rsa_key.items() if k != "kid"},
-            {"kty": "RSA", "kid": "broken", "n": "!!", "e": "AQAB"},
-        ]
-    }
-    assert list(parse_jwks(json.dumps(document).encode())) == [rsa_key["kid"]]
-
-
-@pytest.mark.parametrize("document", [b"<html>", b"[]", b'{"keys": "x"}', b'{"keys": []}'])
-def test_parse_jwks_rejects_unusable_documents(document: bytes) -> None:
-    """A document that is not JSON, has no keys list, or no usable key is an error."""
-    with pytest.raises(UnusableJwks, match="JWKS"):
-        parse_jwks(document)
+# -- policy --------------------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize(
@@ -355,3 +320,64 @@ def test_policy_requires_audience_and_an_email(audience: str, emails: frozenset[
     """A policy with no audience or no allowed email is refused at construction."""
     with pytest.raises(ValueError, match="OidcPolicy"):
         OidcPolicy(audience=audience, allowed_emails=emails)
+
+
+# -- tokens whose signature Cloud Run's invoker check removed ----------------------------------
+
+
+def _behind_cloud_run_iam(issuer: LocalOidcIssuer) -> OidcVerifier:
+    policy = OidcPolicy(AUDIENCE, frozenset({PUSHER}), jwks_url=issuer.jwks_url, cloud_run_iam=True)
+    return OidcVerifier(policy)
+
+
+def test_signature_removed_token_is_accepted_behind_cloud_run_iam(
+    issuer: LocalOidcIssuer,
+) -> None:
+    """With Cloud Run's invoker check on, its signature-stripped token passes without any JWKS."""
+    token = remove_signature(issuer.mint(AUDIENCE, PUSHER))
+    assert _behind_cloud_run_iam(issuer).verify(_bearer(token)).email == PUSHER
+    assert issuer.jwks_requests == 0
+
+
+def test_signature_removed_token_is_refused_with_the_policys_reason(
+    issuer: LocalOidcIssuer,
+) -> None:
+    """Without the invoker check known to be on, a stripped token is refused, saying why."""
+    policy = OidcPolicy(
+        AUDIENCE,
+        frozenset({PUSHER}),
+        jwks_url=issuer.jwks_url,
+        signature_removed_refusal="not on Cloud Run",
+    )
+    with pytest.raises(Unauthenticated) as caught:
+        OidcVerifier(policy).verify(_bearer(remove_signature(issuer.mint(AUDIENCE, PUSHER))))
+    assert caught.value.reason is Rejection.SIGNATURE_REMOVED
+    assert caught.value.detail == "not on Cloud Run"
+
+
+@pytest.mark.parametrize(
+    ("claims", "reason"),
+    [
+        ({"audience": "https://other.example/push"}, Rejection.WRONG_AUDIENCE),
+        ({"issuer": "https://evil.example"}, Rejection.WRONG_ISSUER),
+        ({"issued_at": -7200, "expires_in": 3600}, Rejection.EXPIRED),
+        ({"not_before": 120}, Rejection.NOT_YET_VALID),
+        ({"issued_at": 120}, Rejection.NOT_YET_VALID),
+        ({"email": "someone@other.iam.gserviceaccount.com"}, Rejection.EMAIL_NOT_ALLOWED),
+        ({"email_verified": False}, Rejection.EMAIL_NOT_VERIFIED),
+    ],
+    ids=["aud", "iss", "exp", "nbf", "iat", "email", "email_verified"],
+)
+def test_signature_removed_token_still_has_its_claims_checked(
+    issuer: LocalOidcIssuer, claims: dict[str, Any], reason: Rejection
+) -> None:
+    """Behind Cloud Run's check every claim is still checked, with the usual clock skew."""
+    token = remove_signature(mint_with(issuer, **claims))
+    assert _rejection(_behind_cloud_run_iam(issuer), _bearer(token)) is reason
+
+
+def test_only_the_exact_marker_counts_as_removed(issuer: LocalOidcIssuer) -> None:
+    """A signature segment merely resembling the marker is checked as a signature, and fails."""
+    header, claims, _ = issuer.mint(AUDIENCE, PUSHER).split(".")
+    token = f"{header}.{claims}.SIGNATURE_REMOVED_BY_GOOGLEx"
+    assert _rejection(_behind_cloud_run_iam(issuer), _bearer(token)) is Rejection.BAD_SIGNATURE

@@ -26,6 +26,7 @@ from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from support.memory_store import MemoryArtifactStore
 
 from processor.core import facts
 from processor.core import semconv as sc
@@ -33,7 +34,6 @@ from processor.core.ids import IdMode, identity_from_build
 from processor.core.message import Delivery
 from processor.export.otel import SpanConverter
 from processor.pipeline import Outcome, Pipeline, PipelineSettings, Ready
-from processor.testing.memory_store import MemoryArtifactStore
 
 GRACE = timedelta(minutes=5)
 IN_GRACE = PUBLISH + timedelta(seconds=30)

@@ -13,14 +13,14 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from support.memory_store import MemoryArtifactStore
+from support.oidc_issuer import LocalOidcIssuer
+from support.push_server import PushServerThread
 
 from processor.config import PushSettings
 from processor.core.ids import IdMode
 from processor.export.otel import SpanConverter
 from processor.pipeline import Pipeline, PipelineSettings
-from processor.testing.memory_store import MemoryArtifactStore
-from processor.testing.oidc_issuer import LocalOidcIssuer
-from processor.testing.push_server import PushServerThread
 from processor.transports.oidc import OidcPolicy, OidcVerifier
 
 AUDIENCE = "https://prowtrace-abc-uc.a.run.app"
@@ -155,7 +155,7 @@ def test_missing_token_is_refused_before_processing(harness: Harness) -> None:
 
 def test_forged_signature_is_refused(harness: Harness, issuer: LocalOidcIssuer) -> None:
     """A token signed by another key under the issuer's key ID: 401."""
-    from processor.testing.oidc_issuer import generate_signing_key  # noqa: PLC0415
+    from support.oidc_issuer import generate_signing_key  # noqa: PLC0415
 
     forged = issuer.mint(AUDIENCE, PUSHER, key=generate_signing_key())
     assert harness.post(_envelope(PENDING), token=forged)[0] == 401

@@ -16,9 +16,11 @@ from datetime import datetime
 from pathlib import Path
 
 import pytest
+from support.oracle import assert_traces_complete, expected_spans, orphans
+from support.otlp_receiver import OtlpReceiver, ReceivedSpan
 
 from processor.core.jsonshape import parse_rfc3339
-from processor.testing.corpus import (
+from processor.synthetic import (
     SyntheticJob,
     generate,
     push_envelope,
@@ -26,8 +28,6 @@ from processor.testing.corpus import (
     write_jsonl,
     write_mirror,
 )
-from processor.testing.oracle import assert_traces_complete, expected_spans, orphans
-from processor.testing.otlp_receiver import OtlpReceiver, ReceivedSpan
 
 JOBS = 45
 

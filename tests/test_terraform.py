@@ -18,6 +18,8 @@ import pytest
 from checkov_scan import ROOT, failed_checks, run_checkov
 from hcl2.api import load as load_hcl
 
+from processor.config import PUSH_AUTH_CLOUD_RUN_IAM, PUSH_AUTH_MODES, PUSH_AUTH_OIDC
+
 TERRAFORM = ROOT / "terraform"
 EXAMPLES = sorted(path for path in (TERRAFORM / "examples").iterdir() if path.is_dir())
 ALL_MODULE_DIRS = [TERRAFORM, *EXAMPLES]
@@ -71,6 +73,13 @@ def _dynamic(block: Block, name: str) -> Block:
 
 def _env_blocks(container: Block) -> list[Block]:
     return [dynamic["env"] for dynamic in container.get("dynamic", []) if "env" in dynamic]
+
+
+def _variable(name: str) -> Block:
+    for variable in _parse(TERRAFORM)["variable"]:
+        if name in variable:
+            return variable[name]  # type: ignore[no-any-return] # parsed HCL is untyped JSON
+    pytest.fail(f"variable {name} is missing from terraform/")
 
 
 def _locals() -> Block:
@@ -201,10 +210,40 @@ def test_only_the_push_account_may_invoke_the_service() -> None:
     assert _one(invoker, "member") == "${google_service_account.push[0].member}"
 
 
-def test_service_requires_iam_for_invocation() -> None:
-    """The Cloud Run service keeps the invoker IAM check on."""
+def test_service_requires_iam_for_invocation_by_default() -> None:
+    """The invoker IAM check is on unless invoker_iam_check = false says otherwise."""
     service = _resource("google_cloud_run_v2_service", "push")
-    assert _one(service, "invoker_iam_disabled") is False
+    assert _one(service, "invoker_iam_disabled") == "${!var.invoker_iam_check}"
+    assert _variable("invoker_iam_check")["default"] == [True]
+
+
+def test_prowtrace_is_told_whether_cloud_run_checks_the_token() -> None:
+    """The push token check follows the invoker check: cloud-run-iam when on, oidc when off.
+
+    Cloud Run removes the signature of a token it verified; prowtrace accepts that only when
+    told so (PROWTRACE_PUSH_AUTH=cloud-run-iam), and must verify the signature itself otherwise.
+    """
+    expression = _locals()["push_env"][0]["PROWTRACE_PUSH_AUTH"]
+    assert expression == '${var.invoker_iam_check ? "cloud-run-iam" : "oidc"}'
+    assert {PUSH_AUTH_CLOUD_RUN_IAM, PUSH_AUTH_OIDC} <= set(PUSH_AUTH_MODES)
+    assert (PUSH_AUTH_CLOUD_RUN_IAM, PUSH_AUTH_OIDC) == ("cloud-run-iam", "oidc")
+
+
+def test_ingress_admits_only_internal_traffic_by_default() -> None:
+    """Internal ingress: this project's Pub/Sub push gets in, the internet does not."""
+    service = _resource("google_cloud_run_v2_service", "push")
+    assert _one(service, "ingress") == "${var.ingress}"
+    assert _variable("ingress")["default"] == ["INGRESS_TRAFFIC_INTERNAL_ONLY"]
+
+
+def test_push_subscription_is_in_the_services_project_on_its_run_app_url() -> None:
+    """What makes Pub/Sub push count as internal: same project, the default run.app URL."""
+    subscription = _prow_subscription()
+    service = _resource("google_cloud_run_v2_service", "push")
+    assert _one(subscription, "project") == _one(service, "project") == "${var.project_id}"
+    push_config = _one(_dynamic(subscription, "push_config"), "content")
+    assert _one(push_config, "push_endpoint") == SERVICE_URI
+    assert _locals()["service_url"][0].endswith(".run.app")
 
 
 def test_prowtrace_expects_the_audience_pubsub_sends() -> None:
@@ -213,9 +252,8 @@ def test_prowtrace_expects_the_audience_pubsub_sends() -> None:
 
 
 def test_prowtrace_accepts_only_the_push_account() -> None:
-    """PROWTRACE_PUSH_ALLOWED_EMAILS names the push service account and auth is OIDC."""
+    """PROWTRACE_PUSH_ALLOWED_EMAILS names the push service account."""
     push_env = _locals()["push_env"][0]
-    assert push_env["PROWTRACE_PUSH_AUTH"] == "oidc"
     assert "google_service_account.push[0].email" in push_env["PROWTRACE_PUSH_ALLOWED_EMAILS"]
 
 
@@ -310,12 +348,32 @@ def test_pubsub_service_agent_may_ack_forwarded_messages() -> None:
 
 
 def test_pubsub_service_agent_is_the_pipeline_projects() -> None:
-    """The agent that dead-letters is the one of the subscription's project."""
+    """The agent that dead-letters and mints tokens is the subscription project's Pub/Sub agent."""
+    identity = _resource("google_project_service_identity", "pubsub")
+    assert _one(identity, "project") == "${var.project_id}"
+    assert _one(identity, "service") == "pubsub.googleapis.com"
     agent = _locals()["pubsub_service_agent"][0]
-    assert agent == (
-        "serviceAccount:service-${data.google_project.pipeline.number}"
-        "@gcp-sa-pubsub.iam.gserviceaccount.com"
-    )
+    assert agent == "serviceAccount:${google_project_service_identity.pubsub.email}"
+
+
+def test_grants_to_the_pubsub_agent_wait_for_its_creation() -> None:
+    """Every grant to the agent names it through the service identity, so none races its creation.
+
+    In a project that never used Pub/Sub the agent does not exist until something creates it;
+    google_project_service_identity creates it up front and the references order the grants.
+    """
+    grants = [
+        body
+        for entry in _parse(TERRAFORM)["resource"]
+        for resource_type, resources in entry.items()
+        if resource_type.endswith("_iam_member")
+        for body in resources.values()
+        if "pubsub" in str(_one(body, "member"))
+    ]
+    assert len(grants) == 3  # token creator, dead-letter publisher, dead-letter forwarder
+    assert {_one(grant, "member") for grant in grants} == {"${local.pubsub_service_agent}"}
+    identity = _resource("google_project_service_identity", "pubsub")
+    assert _one(identity, "provider") == "${google-beta}"
 
 
 def test_ack_deadline_matches_the_request_timeout() -> None:
@@ -332,35 +390,29 @@ def test_redeliveries_must_outlast_the_grace_period() -> None:
     assert "${local.redelivery_window_seconds >= var.grace_seconds}" in conditions
 
 
-def _redelivery_window(tmp_path: Path, attempts: int, minimum: int, maximum: int) -> int:
-    """Evaluate main.tf's own backoff arithmetic with ``terraform console``."""
+def _evaluate_local(tmp_path: Path, names: tuple[str, ...], variables: dict[str, str | int]) -> str:
+    """Evaluate main.tf's own ``locals`` (the last of ``names``) with ``terraform console``."""
     terraform = shutil.which("terraform")
     if terraform is None:
         pytest.skip("no terraform binary on PATH to evaluate the expression")
     source = (TERRAFORM / "main.tf").read_text()
-    expressions = [
-        re.search(rf"^  {name} = (.+?)\n(?=  [a-z_]+ +=|\n)", source, re.MULTILINE | re.DOTALL)
-        for name in ("retry_delays_seconds", "redelivery_window_seconds")
-    ]
-    assert all(expressions), "backoff locals not found in terraform/main.tf"
+    expressions = {
+        name: re.search(
+            rf"^  {name} +=(.+?)\n(?=  [a-z_]+ +=|\n)", source, re.MULTILINE | re.DOTALL
+        )
+        for name in names
+    }
+    missing = [name for name, found in expressions.items() if found is None]
+    assert not missing, f"locals {missing} not found in terraform/main.tf"
     (tmp_path / "main.tf").write_text(
-        'variable "max_delivery_attempts" {}\n'
-        'variable "minimum_backoff_seconds" {}\n'
-        'variable "maximum_backoff_seconds" {}\n'
-        "locals {\n"
-        f"  retry_delays_seconds = {expressions[0].group(1)}\n"  # type: ignore[union-attr] # asserted above
-        f"  redelivery_window_seconds = {expressions[1].group(1)}\n"  # type: ignore[union-attr] # asserted above
-        "}\n"
+        "".join(f'variable "{name}" {{}}\n' for name in variables)
+        + "locals {\n"
+        + "".join(f"  {name} ={found.group(1)}\n" for name, found in expressions.items() if found)
+        + "}\n"
     )
     result = subprocess.run(  # noqa: S603 - fixed argument list, no shell
-        [
-            terraform,
-            "console",
-            f"-var=max_delivery_attempts={attempts}",
-            f"-var=minimum_backoff_seconds={minimum}",
-            f"-var=maximum_backoff_seconds={maximum}",
-        ],
-        input="local.redelivery_window_seconds\n",
+        [terraform, "console", *(f"-var={name}={value}" for name, value in variables.items())],
+        input=f"local.{names[-1]}\n",
         cwd=tmp_path,
         capture_output=True,
         text=True,
@@ -369,7 +421,18 @@ def _redelivery_window(tmp_path: Path, attempts: int, minimum: int, maximum: int
         timeout=60,
     )
     assert result.returncode == 0, result.stderr
-    return int(result.stdout.strip())
+    return result.stdout.strip()
+
+
+def _redelivery_window(tmp_path: Path, attempts: int, minimum: int, maximum: int) -> int:
+    """Evaluate main.tf's own backoff arithmetic."""
+    variables: dict[str, str | int] = {
+        "max_delivery_attempts": attempts,
+        "minimum_backoff_seconds": minimum,
+        "maximum_backoff_seconds": maximum,
+    }
+    names = ("retry_delays_seconds", "redelivery_window_seconds")
+    return int(_evaluate_local(tmp_path, names, variables))
 
 
 def test_default_retry_policy_covers_the_default_grace(tmp_path: Path) -> None:
@@ -380,6 +443,45 @@ def test_default_retry_policy_covers_the_default_grace(tmp_path: Path) -> None:
 def test_too_few_attempts_fall_short_of_the_default_grace(tmp_path: Path) -> None:
     """5 attempts from 10s span only 10+20+40+80 = 150s, which the precondition rejects."""
     assert _redelivery_window(tmp_path, attempts=5, minimum=10, maximum=600) == 150
+
+
+# --- Cloud Run sizing -----------------------------------------------------------------------
+
+
+# Cloud Run's vCPU/memory table (https://cloud.google.com/run/docs/configuring/services/cpu):
+# 1 vCPU 128 MiB-4 GiB, 2 vCPU 128 MiB-8 GiB, 4 vCPU 2-16 GiB, 6 vCPU 4-24 GiB, 8 vCPU 4-32 GiB;
+# the second-generation environment (worker pools) needs at least 512 MiB.
+@pytest.mark.parametrize(
+    ("cpu", "memory", "mode", "fits"),
+    [
+        ("1", "512Mi", "push", True),
+        ("1", "4Gi", "push", True),
+        ("1", "4097Mi", "push", False),
+        ("1", "256Mi", "push", True),
+        ("1", "256Mi", "pull", False),
+        ("2", "8Gi", "pull", True),
+        ("2", "9Gi", "push", False),
+        ("4", "1Gi", "push", False),
+        ("4", "2Gi", "push", True),
+        ("6", "2Gi", "push", False),
+        ("8", "2Gi", "push", False),
+        ("8", "4Gi", "pull", True),
+        ("8", "33Gi", "push", False),
+    ],
+)
+def test_cpu_and_memory_must_fit_cloud_runs_limits(
+    tmp_path: Path, cpu: str, memory: str, mode: str, *, fits: bool
+) -> None:
+    """main.tf's own arithmetic accepts exactly the pairs Cloud Run accepts."""
+    names = ("pull", "memory_mib", "memory_range_mib", "minimum_memory_mib", "memory_fits_cpu")
+    variables: dict[str, str | int] = {"cpu": cpu, "memory": memory, "delivery_mode": mode}
+    assert _evaluate_local(tmp_path, names, variables) == str(fits).lower()
+
+
+def test_sizing_is_checked_at_plan_time() -> None:
+    """A precondition refuses a vCPU/memory pair outside Cloud Run's limits before any apply."""
+    checks = _one(_resource("terraform_data", "input_checks"), "lifecycle")["precondition"]
+    assert "${local.memory_fits_cpu}" in [_one(check, "condition") for check in checks]
 
 
 # --- identities and IAM ---------------------------------------------------------------------
@@ -408,11 +510,13 @@ def _runtime_grants() -> dict[str, str]:
 
 
 def test_runtime_account_holds_only_the_roles_it_needs() -> None:
-    """The runtime account reads artifacts, writes traces and logs, pulls, reads the secret."""
+    """The runtime account reads artifacts, writes traces, pulls, reads the secret: no logging role.
+
+    Cloud Run ships the container's stdout/stderr to Cloud Logging itself.
+    """
     assert _runtime_grants() == {
         "google_storage_bucket_iam_member.artifact_reader": "roles/storage.objectViewer",
         "google_project_iam_member.trace_writer": "${local.trace_writer_role}",
-        "google_project_iam_member.log_writer": "roles/logging.logWriter",
         "google_pubsub_subscription_iam_member.runtime_pull": "roles/pubsub.subscriber",
         "google_secret_manager_secret_iam_member.otlp_headers": (
             "roles/secretmanager.secretAccessor"
@@ -477,11 +581,12 @@ def test_every_variable_has_a_type_and_a_description(directory: Path) -> None:
 
 
 @pytest.mark.parametrize("directory", ALL_MODULE_DIRS, ids=lambda path: path.name)
-def test_google_provider_version_is_bounded(directory: Path) -> None:
-    """The google provider is pinned to a range with a floor and a ceiling."""
+def test_google_provider_versions_are_bounded_and_equal(directory: Path) -> None:
+    """Google and google-beta are pinned to the same range, with a floor and a ceiling."""
     terraform_block = _one(_parse(directory), "terraform")
-    google = _one(_one(terraform_block, "required_providers"), "google")
-    version = google["version"]
+    providers = _one(terraform_block, "required_providers")
+    versions = {_one(providers, "google")["version"], _one(providers, "google-beta")["version"]}
+    [version] = versions
     assert re.fullmatch(r">= \d+\.\d+\.\d+, < \d+\.0\.0", version), version
 
 
@@ -520,3 +625,49 @@ def test_examples_cover_both_delivery_modes() -> None:
         (call,) = _one(_parse(example), "module").values()
         modes.add(_one(call, "delivery_mode"))
     assert {"pull", "${var.delivery_mode}"} <= modes
+
+
+# --- tear down ----------------------------------------------------------------------------------
+
+
+def _teardown_commands() -> list[str]:
+    """Return the shell lines of docs/DEPLOY.md's "Tear down" section."""
+    section = (ROOT / "docs" / "DEPLOY.md").read_text().split("## Tear down", 1)[1]
+    block = re.search(r"```sh\n(.*?)```", section, re.DOTALL)
+    assert block is not None, "no sh block in the Tear down section"
+    return block.group(1).strip().splitlines()
+
+
+def test_teardown_lifts_deletion_protection_on_the_command_line() -> None:
+    """Apply then destroy with -var: nothing is appended to terraform.tfvars, which may set it."""
+    commands = _teardown_commands()
+    assert [command.split()[:2] for command in commands] == [
+        ["terraform", "apply"],
+        ["terraform", "destroy"],
+    ]
+    assert all("-var deletion_protection=false" in command for command in commands)
+    assert not any("tfvars" in command for command in commands)
+
+
+@pytest.mark.parametrize("example", EXAMPLES, ids=lambda path: path.name)
+def test_teardown_works_with_the_copied_tfvars_example(example: Path, tmp_path: Path) -> None:
+    """The documented -var overrides a terraform.tfvars copied from the example."""
+    terraform = shutil.which("terraform")
+    if terraform is None:
+        pytest.skip("no terraform binary on PATH to read the variables")
+    (call,) = _one(_parse(example), "module").values()
+    assert _one(call, "deletion_protection") == "${var.deletion_protection}"
+    shutil.copy(example / "variables.tf", tmp_path / "variables.tf")
+    shutil.copy(example / "terraform.tfvars.example", tmp_path / "terraform.tfvars")
+    override = _teardown_commands()[-1].split("-var ", 1)[1].split()[0]
+    result = subprocess.run(  # noqa: S603 - fixed argument list, no shell
+        [terraform, "console", f"-var={override}"],
+        input="var.deletion_protection\n",
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        check=False,
+        env={"PATH": "/usr/bin:/bin", "TF_CLI_CONFIG_FILE": "/dev/null", "HOME": str(tmp_path)},
+        timeout=60,
+    )
+    assert (result.returncode, result.stdout.strip()) == (0, "false"), result.stderr

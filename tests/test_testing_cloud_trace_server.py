@@ -12,8 +12,7 @@ from opentelemetry import trace as trace_api
 from opentelemetry.exporter.cloud_trace import CloudTraceSpanExporter
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SpanExportResult
-
-from processor.testing.cloud_trace_server import FakeCloudTraceServer
+from support.cloud_trace_server import FakeCloudTraceServer
 
 # The legacy exporter warns about its own deprecation and its use of BoundedDict; it is the
 # exporter under test here, so those warnings are expected noise.

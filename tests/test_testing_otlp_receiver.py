@@ -23,8 +23,7 @@ from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import Event, ReadableSpan
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
-
-from processor.testing.otlp_receiver import (
+from support.otlp_receiver import (
     OtlpReceiver,
     ReceivedEvent,
     ReceivedSpan,

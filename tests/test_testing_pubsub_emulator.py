@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from processor.testing.pubsub_emulator import (
+from processor.tools.demo.pubsub_emulator import (
     DEBIAN_PACKAGE,
     EmulatorFailed,
     EmulatorNotFound,

@@ -13,14 +13,14 @@ from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
+from support.oracle import RecordingExporter, handle_published
+from support.otlp_receiver import ReceivedSpan
 
 from processor.artifacts.mirror import MirrorArtifactStore
 from processor.core.ids import IdMode
 from processor.export.otel import SpanConverter
 from processor.pipeline import Pipeline, PipelineSettings
-from processor.testing.corpus import Scenario, SyntheticJob, generate, write_mirror
-from processor.testing.oracle import RecordingExporter, handle_published
-from processor.testing.otlp_receiver import ReceivedSpan
+from processor.synthetic import Scenario, SyntheticJob, generate, write_mirror
 
 
 def _traceparent(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:

@@ -10,53 +10,71 @@ returns the caller or raises:
 - ``VerifierUnavailable`` (answer 503): Google's signing keys could not be fetched, so nothing
   can be said about the token; Pub/Sub should retry later.
 
-Signing keys come from Google's JWKS through ``JwksKeyCache``: fetched once, kept for the
-response's ``Cache-Control: max-age``, refetched early when a token names an unknown key id (a
-rotation), but never more often than ``min_refresh_interval_seconds`` so tokens with made-up key
-ids cannot turn into a fetch per request. One lock serialises fetches, so a cold start under load
-makes one request, not one per caller.
+Behind Cloud Run's invoker IAM check the token arrives with its signature segment replaced by
+``SIGNATURE_REMOVED_BY_GOOGLE``: Cloud Run verified it, then stripped the signature so the
+token cannot be replayed elsewhere (https://cloud.google.com/run/docs/troubleshooting#signature-removed).
+Such a token is accepted only when the policy says Cloud Run's check is known to be on
+(``OidcPolicy.cloud_run_iam``, set from ``PROWTRACE_PUSH_AUTH=cloud-run-iam`` on Cloud Run by
+:mod:`processor.config`); its claims are checked all the same. Anywhere else it is refused with
+``Rejection.SIGNATURE_REMOVED`` and a detail naming why.
 
-Why PyJWT with our own key cache rather than ``PyJWKClient`` or google-auth:
-google-auth's ``id_token.verify_token`` fetches the certificates on every call (and for a JWKS
-document it hands the work to PyJWT anyway). ``PyJWKClient`` caches and rate-limits refreshes,
-but ignores ``Cache-Control``, holds its lock while a refresh is in flight even for callers whose
-key is cached, reads the wall clock directly and reports an unknown key id and an unusable JWKS
-with the same exception. The cache below is small and owns exactly those decisions; PyJWT still
-does the cryptography and the claim checks.
+Signing keys come from Google's JWKS through PyJWT's ``PyJWKClient``: the key set is kept for
+``JWKS_LIFESPAN_SECONDS``, refetched early when a token names an unknown key id (a rotation) but
+not within ``JWKS_COOLDOWN_SECONDS`` of the last fetch, so made-up key ids cannot turn into a
+fetch per request; its lock makes a cold start under load fetch once. After a failed fetch the
+verifier answers ``VerifierUnavailable`` without retrying for the cooldown, so an outage does not
+queue every request behind a fetch timeout.
 """
 
 from __future__ import annotations
 
 import enum
-import http.client
-import json
-import re
 import threading
 import time
-import urllib.error
-import urllib.request
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import jwt
+import structlog
+from jwt.types import Options
+
+from processor.config import PUSH_AUTH_CLOUD_RUN_IAM, PUSH_AUTH_OFF, PushSettings
 
 GOOGLE_ISSUERS = frozenset({"https://accounts.google.com", "accounts.google.com"})
 GOOGLE_JWKS_URL = "https://www.googleapis.com/oauth2/v3/certs"
 ALGORITHM = "RS256"
+SIGNATURE_REMOVED = "SIGNATURE_REMOVED_BY_GOOGLE"
+"""What Cloud Run's front end puts in place of the signature of a token it has verified."""
+JWKS_LIFESPAN_SECONDS = 300.0
+JWKS_COOLDOWN_SECONDS = 30.0
+JWKS_TIMEOUT_SECONDS = 5.0
 # Claims every Google ID token carries; a token without them is not one.
 _REQUIRED_CLAIMS = ("aud", "exp", "iat", "iss", "sub")
+log = structlog.get_logger("prowtrace.push")
+
+NOT_BEHIND_CLOUD_RUN_IAM = (
+    "the token's signature was removed by Google's front end, but this service was not told that "
+    "Cloud Run's invoker check is on (PROWTRACE_PUSH_AUTH=cloud-run-iam on Cloud Run)"
+)
 
 
 @dataclass(frozen=True)
 class OidcPolicy:
-    """Who may push: the audience the subscription was configured with and its service accounts."""
+    """Who may push: the audience the subscription was configured with and its service accounts.
+
+    ``cloud_run_iam``: Cloud Run's invoker IAM check is known to be on, so a token whose
+    signature Cloud Run removed was verified by it; ``signature_removed_refusal`` is the reason
+    logged when such a token arrives and ``cloud_run_iam`` is off.
+    """
 
     audience: str
     allowed_emails: frozenset[str]
     issuers: frozenset[str] = GOOGLE_ISSUERS
     jwks_url: str = GOOGLE_JWKS_URL
     leeway_seconds: int = 30
+    cloud_run_iam: bool = False
+    signature_removed_refusal: str = NOT_BEHIND_CLOUD_RUN_IAM
 
     def __post_init__(self) -> None:
         """Reject a policy that would let nobody in or check nothing."""
@@ -88,6 +106,7 @@ class Rejection(enum.StrEnum):
     UNSUPPORTED_ALGORITHM = "unsupported_algorithm"
     UNKNOWN_KEY_ID = "unknown_key_id"
     BAD_SIGNATURE = "bad_signature"
+    SIGNATURE_REMOVED = "signature_removed"
     MISSING_CLAIM = "missing_claim"
     EXPIRED = "expired"
     NOT_YET_VALID = "not_yet_valid"
@@ -111,70 +130,6 @@ class VerifierUnavailable(Exception):
     """Google's signing keys could not be fetched; the token was not judged (answer 503)."""
 
 
-class UnusableJwks(ValueError):
-    """The JWKS document is not JSON, or holds no RS256 signing key."""
-
-
-class UnknownKeyId(Exception):
-    """The JWKS, even freshly fetched (or fetched too recently to refetch), lacks this key id."""
-
-
-# -- pure helpers ------------------------------------------------------------------------------
-
-_MAX_AGE = re.compile(r"(?:^|,)\s*max-age\s*=\s*\"?(\d+)\"?\s*(?:,|$)", re.IGNORECASE)
-_NO_CACHE = re.compile(r"(?:^|,)\s*(?:no-cache|no-store)\s*(?:,|$)", re.IGNORECASE)
-
-
-def max_age_seconds(cache_control: str | None) -> int | None:
-    """Return how long a response may be cached per its ``Cache-Control`` header, or None.
-
-    ``no-cache``/``no-store`` mean 0; a missing header or one without ``max-age`` means None
-    (the caller's default applies).
-    """
-    if cache_control is None:
-        return None
-    if _NO_CACHE.search(cache_control):
-        return 0
-    match = _MAX_AGE.search(cache_control)
-    return int(match.group(1)) if match else None
-
-
-def parse_jwks(document: bytes) -> dict[str, jwt.PyJWK]:
-    """Return the RS256 signing keys of a JWKS document by key id.
-
-    Keys that are not RSA signing keys for RS256, or that do not parse, are skipped: one odd key
-    must not lock everyone out. Raises ``UnusableJwks`` when no usable key remains.
-    """
-    try:
-        parsed = json.loads(document)
-    except (UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise UnusableJwks(f"JWKS is not JSON: {error}") from error
-    raw_keys = parsed.get("keys") if isinstance(parsed, dict) else None
-    if not isinstance(raw_keys, list):
-        raise UnusableJwks("JWKS has no 'keys' list")
-    keys: dict[str, jwt.PyJWK] = {}
-    for raw in raw_keys:
-        if not _is_rs256_signing_key(raw):
-            continue
-        try:
-            keys[raw["kid"]] = jwt.PyJWK(raw, algorithm=ALGORITHM)
-        except jwt.PyJWTError:
-            continue
-    if not keys:
-        raise UnusableJwks("JWKS has no usable RS256 signing key")
-    return keys
-
-
-def _is_rs256_signing_key(raw: object) -> bool:
-    return (
-        isinstance(raw, dict)
-        and raw.get("kty") == "RSA"
-        and isinstance(raw.get("kid"), str)
-        and raw.get("use", "sig") == "sig"
-        and raw.get("alg", ALGORITHM) == ALGORITHM
-    )
-
-
 def bearer_token(authorization_header: str | None) -> str:
     """Return the token of an ``Authorization: Bearer <token>`` header value, or raise."""
     if authorization_header is None or not authorization_header.strip():
@@ -188,118 +143,10 @@ def bearer_token(authorization_header: str | None) -> str:
     return parts[1]
 
 
-# -- fetching keys -----------------------------------------------------------------------------
+def signature_removed(token: str) -> bool:
+    """Whether the token's signature segment is exactly Cloud Run's removal marker."""
+    return token.count(".") == 2 and token.rsplit(".", 1)[1] == SIGNATURE_REMOVED  # noqa: PLR2004 - a JWS has three segments
 
-
-@dataclass(frozen=True)
-class JwksResponse:
-    """A fetched JWKS document and the ``Cache-Control`` header it came with."""
-
-    body: bytes
-    cache_control: str | None
-
-
-class JwksFetchError(Exception):
-    """The JWKS endpoint could not be reached or did not answer 200."""
-
-
-class HttpJwksFetcher:
-    """GETs a JWKS document over HTTP(S) with a timeout."""
-
-    def __init__(self, url: str, *, timeout_seconds: float = 5.0) -> None:
-        """Fetch from ``url`` (http or https only); give up after ``timeout_seconds``."""
-        if not url.startswith(("https://", "http://")):
-            raise ValueError(f"JWKS URL must be http(s): {url!r}")
-        self.url = url
-        self.timeout_seconds = timeout_seconds
-
-    def __call__(self) -> JwksResponse:
-        """Fetch the document; raise ``JwksFetchError`` on any transport or HTTP failure."""
-        request = urllib.request.Request(self.url, headers={"Accept": "application/json"})  # noqa: S310 - scheme checked in __init__
-        try:
-            with urllib.request.urlopen(request, timeout=self.timeout_seconds) as response:  # noqa: S310 - scheme checked in __init__
-                return JwksResponse(response.read(), response.headers.get("Cache-Control"))
-        except urllib.error.HTTPError as error:
-            error.close()
-            raise JwksFetchError(f"GET {self.url}: HTTP {error.code}") from error
-        except (OSError, http.client.HTTPException) as error:  # URLError and timeouts are OSError
-            raise JwksFetchError(f"GET {self.url}: {error}") from error
-
-
-@dataclass(frozen=True)
-class _KeySnapshot:
-    keys: Mapping[str, jwt.PyJWK] = field(default_factory=dict)
-    fresh_until: float = float("-inf")
-
-
-class JwksKeyCache:
-    """Signing keys by key id, fetched lazily and shared by all threads.
-
-    - Keys are kept for the response's ``max-age`` (``default_max_age_seconds`` without one),
-      but at least ``min_refresh_interval_seconds``.
-    - An unknown key id triggers a refetch unless one was made in the last
-      ``min_refresh_interval_seconds``.
-    - After a failed fetch, callers get ``VerifierUnavailable`` without a new attempt until that
-      interval has passed, so an outage does not queue every request behind a timeout.
-    - Known, fresh keys are served without taking the lock.
-    """
-
-    def __init__(
-        self,
-        fetch: Callable[[], JwksResponse],
-        *,
-        clock: Callable[[], float] = time.monotonic,
-        default_max_age_seconds: float = 300.0,
-        min_refresh_interval_seconds: float = 30.0,
-    ) -> None:
-        """Use ``fetch`` to get the JWKS and ``clock`` (monotonic seconds) to age it."""
-        self._fetch = fetch
-        self._clock = clock
-        self._default_max_age = default_max_age_seconds
-        self._min_refresh_interval = min_refresh_interval_seconds
-        self._lock = threading.Lock()
-        self._snapshot = _KeySnapshot()
-        self._last_attempt: float | None = None
-
-    def key_for(self, kid: str) -> jwt.PyJWK:
-        """Return the key for ``kid``; raise ``UnknownKeyId`` or ``VerifierUnavailable``."""
-        snapshot = self._snapshot  # one read: the snapshot is replaced whole, never mutated
-        if kid in snapshot.keys and self._clock() < snapshot.fresh_until:
-            return snapshot.keys[kid]
-        with self._lock:
-            # Another caller may have refreshed while this one waited for the lock.
-            snapshot = self._snapshot
-            now = self._clock()
-            fresh = now < snapshot.fresh_until
-            if fresh and kid in snapshot.keys:
-                return snapshot.keys[kid]
-            recently_tried = (
-                self._last_attempt is not None
-                and now - self._last_attempt < self._min_refresh_interval
-            )
-            if recently_tried:
-                if fresh:
-                    raise UnknownKeyId(kid)
-                raise VerifierUnavailable("JWKS fetch failed recently; not retrying yet")
-            snapshot = self._refresh(now)
-        if kid not in snapshot.keys:
-            raise UnknownKeyId(kid)
-        return snapshot.keys[kid]
-
-    def _refresh(self, now: float) -> _KeySnapshot:
-        self._last_attempt = now
-        try:
-            response = self._fetch()
-            keys = parse_jwks(response.body)
-        except (JwksFetchError, UnusableJwks) as error:
-            raise VerifierUnavailable(f"cannot load Google's signing keys: {error}") from error
-        max_age = max_age_seconds(response.cache_control)
-        lifetime = self._default_max_age if max_age is None else max_age
-        self._snapshot = _KeySnapshot(keys, now + max(lifetime, self._min_refresh_interval))
-        return self._snapshot
-
-
-# -- the verifier ------------------------------------------------------------------------------
 
 # Most specific first: InvalidSignatureError is a DecodeError, and all are InvalidTokenError.
 _REJECTIONS: tuple[tuple[type[jwt.InvalidTokenError], Rejection], ...] = (
@@ -321,22 +168,44 @@ def rejection_for(error: jwt.InvalidTokenError) -> Rejection:
     return Rejection.MALFORMED_TOKEN
 
 
+def google_jwks_client(url: str) -> jwt.PyJWKClient:
+    """Return the key client the verifier uses by default (lifespan, cooldown, timeout above)."""
+    return jwt.PyJWKClient(
+        url,
+        lifespan=JWKS_LIFESPAN_SECONDS,
+        cooldown_duration=JWKS_COOLDOWN_SECONDS,
+        timeout=JWKS_TIMEOUT_SECONDS,
+    )
+
+
 class OidcVerifier:
     """Checks push requests' bearer tokens against an ``OidcPolicy``.
 
-    ``verify`` is synchronous and thread-safe. With the key cache warm it does no I/O and costs
-    one RS256 signature check plus JSON/base64 decoding: about 0.1 ms per call (measured:
-    100-115 µs over 5,000 calls, 2048-bit key, on the 2-vCPU Xeon development VM). A cold or
-    expired cache makes one caller fetch the JWKS (up to the fetcher's 5 s timeout) while the
-    others wait on the lock, so an async server should call it via ``asyncio.to_thread``.
+    ``verify`` is synchronous and thread-safe. With the key set cached it does no I/O and costs
+    one RS256 signature check plus JSON/base64 decoding: about 0.1 ms (108-138 µs per call over
+    3,000 calls, 2048-bit key, 2-vCPU development VM, the same as the hand-built cache it
+    replaced in the same run); a token whose signature Cloud Run removed costs about half that.
+    A cold or expired cache makes one caller fetch the JWKS (up to ``JWKS_TIMEOUT_SECONDS``)
+    while the others wait on the client's lock, so an async server should call it via
+    ``asyncio.to_thread``.
     """
 
-    def __init__(self, policy: OidcPolicy, *, key_cache: JwksKeyCache | None = None) -> None:
-        """Verify against ``policy``; keys come from ``key_cache`` or ``policy.jwks_url``."""
+    def __init__(
+        self,
+        policy: OidcPolicy,
+        *,
+        jwks_client: jwt.PyJWKClient | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        """Verify against ``policy``; keys come from ``jwks_client`` or ``policy.jwks_url``.
+
+        ``clock`` (monotonic seconds) times the pause after a failed key fetch.
+        """
         self.policy = policy
-        self._keys = (
-            JwksKeyCache(HttpJwksFetcher(policy.jwks_url)) if key_cache is None else key_cache
-        )
+        self._keys = google_jwks_client(policy.jwks_url) if jwks_client is None else jwks_client
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._unavailable_until = float("-inf")
 
     def verify(self, authorization_header: str | None) -> VerifiedCaller:
         """Return the caller named by a valid token; raise ``Unauthenticated`` otherwise.
@@ -345,25 +214,56 @@ class OidcVerifier:
         """
         token = bearer_token(authorization_header)
         kid = _key_id(token)
+        if signature_removed(token):
+            if not self.policy.cloud_run_iam:
+                raise Unauthenticated(
+                    Rejection.SIGNATURE_REMOVED, self.policy.signature_removed_refusal
+                )
+            # Cloud Run's invoker check verified the signature before removing it.
+            return self._caller(self._claims(token, None))
+        return self._caller(self._claims(token, self._key(kid)))
+
+    def _key(self, kid: str) -> jwt.PyJWK:
+        with self._lock:
+            if self._clock() < self._unavailable_until:
+                raise VerifierUnavailable("JWKS fetch failed recently; not retrying yet")
         try:
-            key = self._keys.key_for(kid)
-        except UnknownKeyId:
+            return self._keys.get_signing_key(kid)
+        except (jwt.PyJWKClientConnectionError, jwt.PyJWKSetError, ValueError) as error:
+            # ValueError: a body that is not JSON (PyJWKClient lets json's error through).
+            with self._lock:
+                self._unavailable_until = self._clock() + JWKS_COOLDOWN_SECONDS
+            raise VerifierUnavailable(f"cannot load Google's signing keys: {error}") from error
+        except jwt.PyJWKClientError as error:
+            # Also a JSON document with no signing key at all: either way no key has this id.
             raise Unauthenticated(
-                Rejection.UNKNOWN_KEY_ID, f"no Google signing key has id {kid!r}"
+                Rejection.UNKNOWN_KEY_ID, f"no Google signing key has id {kid!r}: {error}"
             ) from None
+
+    def _claims(self, token: str, key: jwt.PyJWK | None) -> dict[str, Any]:
+        """Decode and check the claims; check the signature with ``key`` unless it is None."""
+        checks: Options = {
+            "verify_signature": key is not None,
+            # Explicit: PyJWT turns these off by default when the signature is not verified.
+            "verify_exp": True,
+            "verify_nbf": True,
+            "verify_iat": True,
+            "verify_aud": True,
+            "verify_iss": True,
+            "require": list(_REQUIRED_CLAIMS),
+        }
         try:
-            claims = jwt.decode(
+            return jwt.decode(
                 token,
-                key,
+                "" if key is None else key,  # no key is read when the signature is not checked
                 algorithms=[ALGORITHM],
                 audience=self.policy.audience,
                 issuer=self.policy.issuers,
                 leeway=self.policy.leeway_seconds,
-                options={"require": list(_REQUIRED_CLAIMS)},
+                options=checks,
             )
         except jwt.InvalidTokenError as error:
             raise Unauthenticated(rejection_for(error), str(error)) from None
-        return self._caller(claims)
 
     def _caller(self, claims: dict[str, Any]) -> VerifiedCaller:
         email = claims.get("email")
@@ -391,3 +291,24 @@ def _key_id(token: str) -> str:
     if not isinstance(kid, str) or not kid:
         raise Unauthenticated(Rejection.MALFORMED_TOKEN, "token header has no key id")
     return kid
+
+
+def push_verifier(
+    settings: PushSettings, *, jwks_url: str = GOOGLE_JWKS_URL
+) -> OidcVerifier | None:
+    """Return the verifier ``prowtrace serve`` uses with ``settings`` (None: authentication off).
+
+    ``jwks_url`` is Google's JWKS unless a test points it at a local issuer.
+    """
+    if settings.auth == PUSH_AUTH_OFF:
+        return None
+    if settings.auth == PUSH_AUTH_CLOUD_RUN_IAM and not settings.on_cloud_run:
+        log.warning("push_auth_not_on_cloud_run", reason=settings.signature_removed_refusal)
+    policy = OidcPolicy(
+        audience=settings.audience,
+        allowed_emails=settings.allowed_emails,
+        jwks_url=jwks_url,
+        cloud_run_iam=settings.trusts_cloud_run_iam,
+        signature_removed_refusal=settings.signature_removed_refusal,
+    )
+    return OidcVerifier(policy)

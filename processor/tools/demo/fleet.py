@@ -1,6 +1,6 @@
-"""The demo's bundled stream: a small fleet of realistic Prow jobs, their artifacts, the oracle.
+"""The demo's bundled stream: a small fleet of realistic Prow jobs and their artifacts.
 
-The jobs come from the synthetic corpus (:mod:`processor.testing.corpus`), with scenarios chosen
+The jobs come from the synthetic corpus (:mod:`processor.synthetic`), with scenarios chosen
 to make telling waterfalls: every job type, a test failure, two aborts, a flaky and a failed
 clone, an evicted pod revived under a new build ID, a job whose ``podinfo.json`` is missing.
 Their timeline is moved to end a minute before ``now``, so a tracing UI's default "last hour"
@@ -10,15 +10,12 @@ artifacts carry the real times, and the spans are built from those.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import cached_property
 from pathlib import Path
 
-from opentelemetry.sdk.resources import Resource
-
-from processor.testing.corpus import (
+from processor.synthetic import (
     DEFAULT_START,
     Published,
     Scenario,
@@ -27,8 +24,6 @@ from processor.testing.corpus import (
     stream,
     write_mirror,
 )
-from processor.testing.oracle import SpanKey, expected_spans
-from processor.testing.otlp_receiver import ReceivedSpan
 
 DEMO_SCENARIOS = (
     Scenario.PRESUBMIT_SUCCESS,
@@ -72,23 +67,13 @@ FINISHED_BEFORE_NOW = timedelta(minutes=1)
 
 @dataclass(frozen=True)
 class DemoFleet:
-    """The jobs, crier's messages for them, where their artifacts are, and the oracle."""
+    """The jobs, crier's messages for them, and where their artifacts are."""
 
     jobs: tuple[SyntheticJob, ...]
     messages: tuple[Published, ...]
     """In publish order."""
     mirror_root: Path
     artifact_files: int
-    expected: Mapping[SpanKey, ReceivedSpan]
-    """Every span the stream must produce (an in-process run of the same pipeline)."""
-
-    @cached_property
-    def expected_by_trace(self) -> dict[str, frozenset[str]]:
-        """Trace ID -> the span IDs that trace must have."""
-        grouped: dict[str, set[str]] = {}
-        for trace_id, span_id in self.expected:
-            grouped.setdefault(trace_id, set()).add(span_id)
-        return {trace_id: frozenset(ids) for trace_id, ids in grouped.items()}
 
     @property
     def timeline(self) -> timedelta:
@@ -119,16 +104,12 @@ def anchored_start(n_jobs: int, seed: int, now: datetime) -> datetime:
     return now - FINISHED_BEFORE_NOW - (last - DEFAULT_START)
 
 
-def build_fleet(
-    n_jobs: int, seed: int, mirror_root: Path, *, now: datetime, resource: Resource
-) -> DemoFleet:
-    """Generate the fleet, write its artifacts under ``mirror_root`` and work out its spans."""
+def build_fleet(n_jobs: int, seed: int, mirror_root: Path, *, now: datetime) -> DemoFleet:
+    """Generate the fleet and write its artifacts under ``mirror_root``."""
     if n_jobs < 1:
         raise ValueError(f"the demo needs at least one job, got {n_jobs}")
     start = anchored_start(n_jobs, seed, now)
     jobs = tuple(generate(n_jobs, seed, start=start, scenarios=demo_scenarios(n_jobs)))
     mirror_root.mkdir(parents=True, exist_ok=True)
     files = write_mirror(jobs, mirror_root)
-    messages = tuple(stream(jobs))
-    expected = expected_spans(messages, mirror_root, resource=resource)
-    return DemoFleet(jobs, messages, mirror_root, files, expected)
+    return DemoFleet(jobs, tuple(stream(jobs)), mirror_root, files)

@@ -27,7 +27,7 @@ from typing import Any, Self
 import grpc
 from google.pubsub_v1 import types
 
-from processor.testing.service import LocalService
+from processor.local_service import LocalService
 
 _PUBLISHER = "google.pubsub.v1.Publisher"
 _SUBSCRIBER = "google.pubsub.v1.Subscriber"

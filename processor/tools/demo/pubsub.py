@@ -21,10 +21,10 @@ from google.pubsub_v1 import PublisherClient, PubsubMessage, SubscriberClient
 from google.pubsub_v1.services.publisher.transports.grpc import PublisherGrpcTransport
 from google.pubsub_v1.services.subscriber.transports.grpc import SubscriberGrpcTransport
 
-from processor.testing.corpus import Published, message_bytes
-from processor.testing.corpus.fleet import PUBSUB_PROJECT, PUBSUB_TOPIC
-from processor.testing.pubsub_emulator import EmulatorFailed, EmulatorNotFound, PubSubEmulator
+from processor.synthetic import Published, message_bytes
+from processor.synthetic.fleet import PUBSUB_PROJECT, PUBSUB_TOPIC
 from processor.tools.demo.loopback_pubsub import LoopbackPubSub
+from processor.tools.demo.pubsub_emulator import EmulatorFailed, EmulatorNotFound, PubSubEmulator
 
 log = structlog.get_logger("prowtrace.demo")
 

@@ -17,7 +17,7 @@ from rich.table import Table
 from rich.text import Text
 
 from processor.export.otlp_json import ShownSpan
-from processor.testing.corpus import Scenario
+from processor.synthetic import Scenario
 from processor.tools.demo.fleet import SCENARIO_NOTES
 from processor.tools.demo.sinks import Delivery, Progress
 from processor.tools.show import render_waterfall
@@ -88,8 +88,7 @@ def header(console: Console, n_jobs: int, seed: int) -> Text:
 def progress_text(progress: Progress, acked: int, messages: int) -> str:
     """Return the live status line while traces arrive."""
     return (
-        f"Traces arriving: {progress.traces_complete}/{progress.traces_expected} jobs complete, "
-        f"{progress.spans_received}/{progress.spans_expected} spans, "
+        f"Traces arriving: {progress.traces} jobs, {progress.spans} spans, "
         f"{acked}/{messages} messages acked"
     )
 

@@ -19,6 +19,9 @@ module "prowtrace" {
   otlp_protocol       = var.otlp_protocol
   otlp_headers_secret = var.otlp_headers_secret
 
+  invoker_iam_check = var.invoker_iam_check
+  ingress           = var.ingress
+
   grace_seconds         = var.grace_seconds
   max_delivery_attempts = var.max_delivery_attempts
   deletion_protection   = var.deletion_protection

@@ -65,6 +65,18 @@ variable "otlp_headers_secret" {
   description = "Secret Manager secret holding OTEL_EXPORTER_OTLP_HEADERS, \"projects/<project>/secrets/<name>\"."
 }
 
+variable "invoker_iam_check" {
+  type        = bool
+  default     = true
+  description = "Keep Cloud Run's invoker IAM check on (prowtrace then checks the claims of the token Cloud Run verified); false makes prowtrace verify Google's signature itself."
+}
+
+variable "ingress" {
+  type        = string
+  default     = "INGRESS_TRAFFIC_INTERNAL_ONLY"
+  description = "Cloud Run ingress: internal only admits this project's Pub/Sub push; INGRESS_TRAFFIC_ALL to call the service from outside Google Cloud."
+}
+
 variable "grace_seconds" {
   type        = number
   default     = 300

@@ -17,4 +17,6 @@ module "prowtrace" {
   otlp_endpoint       = var.otlp_endpoint
   otlp_protocol       = var.otlp_protocol
   otlp_headers_secret = var.otlp_headers_secret
+
+  deletion_protection = var.deletion_protection
 }

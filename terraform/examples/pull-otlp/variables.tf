@@ -44,3 +44,9 @@ variable "otlp_headers_secret" {
   type        = string
   description = "Secret Manager secret holding OTEL_EXPORTER_OTLP_HEADERS, \"projects/<project>/secrets/<name>\"."
 }
+
+variable "deletion_protection" {
+  type        = bool
+  default     = true
+  description = "Protect the worker pool from `terraform destroy`; `terraform destroy -var deletion_protection=false` lifts it (docs/DEPLOY.md, \"Tear down\")."
+}

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from processor.testing.corpus.scenarios import Scenario
+from processor.synthetic.scenarios import Scenario
 
 
 @dataclass(frozen=True)

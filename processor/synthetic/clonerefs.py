@@ -34,7 +34,7 @@ import random
 from dataclasses import dataclass
 from typing import Any
 
-from processor.testing.corpus.fleet import (
+from processor.synthetic.fleet import (
     CODE_ROOT,
     COMMIT_SUBJECTS,
     GIT_USER_EMAIL,

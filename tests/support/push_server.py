@@ -11,8 +11,8 @@ from typing import Self
 
 from processor.config import PushSettings
 from processor.core.message import Delivery
+from processor.local_service import LocalService
 from processor.pipeline import Result
-from processor.testing.service import LocalService
 from processor.transports.oidc import OidcVerifier
 from processor.transports.push import PushEndpoint, create_app, serve
 

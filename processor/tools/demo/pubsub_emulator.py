@@ -38,7 +38,7 @@ Emulator quirks, measured on version 0.8.20 (they differ from the real service):
 - A streaming pull that ends (cancelled: the emulator's gRPC server crashes on the cancel; or
   the client SIGKILLed) stays registered and keeps taking nacked, expired and new messages,
   re-leasing them for 60 s, forever. Setting a push config on the subscription for a moment
-  ends it (``processor.testing.e2e.evict_dead_streams``); the real service has no such defect.
+  ends it (``support.e2e.evict_dead_streams``); the real service has no such defect.
 """
 
 from __future__ import annotations
@@ -75,7 +75,7 @@ from google.pubsub_v1 import (
 from google.pubsub_v1.services.publisher.transports.grpc import PublisherGrpcTransport
 from google.pubsub_v1.services.subscriber.transports.grpc import SubscriberGrpcTransport
 
-from processor.testing.service import LocalService
+from processor.local_service import LocalService
 
 DEBIAN_PACKAGE = "google-cloud-cli-pubsub-emulator"
 LAUNCHER_IN_SDK = Path("platform/pubsub-emulator/bin/cloud-pubsub-emulator")

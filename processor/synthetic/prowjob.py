@@ -2,7 +2,7 @@
 
 Field order follows the Go structs (``pkg/apis/prowjobs/v1/types.go``, crier's ``ReportMessage``,
 testgrid's ``metadata.Started``/``Finished``) and ``omitempty`` is honoured, so encoding these dicts
-with :func:`~processor.testing.corpus._encoding.go_json` gives the bytes Prow would write.
+with :func:`~processor.synthetic._encoding.go_json` gives the bytes Prow would write.
 """
 
 from __future__ import annotations
@@ -10,8 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from processor.testing.corpus._encoding import go_json, go_map, rfc3339_ms
-from processor.testing.corpus.fleet import (
+from processor.synthetic._encoding import go_json, go_map, rfc3339_ms
+from processor.synthetic.fleet import (
     GRACE_PERIOD_S,
     POD_NAMESPACE,
     PROW_URL_PREFIX,
@@ -21,7 +21,7 @@ from processor.testing.corpus.fleet import (
     UTILITY_IMAGES,
     JobConfig,
 )
-from processor.testing.corpus.scenarios import JobType
+from processor.synthetic.scenarios import JobType
 
 REPORTERS_FOR_PR_JOBS = ("github-reporter", "pubsub-reporter")
 """Reporters that act on a ProwJob before it has a build ID."""

@@ -55,11 +55,11 @@ from typing import Any, Self
 from google.pubsub_v1 import PubsubMessage, PushConfig, ReceivedMessage
 from opentelemetry.sdk.resources import Resource
 
-from processor.testing.corpus import Published, generate, message_bytes, stream, write_mirror
-from processor.testing.oracle import SpanKey, expected_spans, trace_problems
-from processor.testing.otlp_receiver import OtlpReceiver, ReceivedSpan, SpanConflict
-from processor.testing.pubsub_emulator import PubSubEmulator
-from processor.testing.service import LocalService
+from processor.local_service import LocalService
+from processor.synthetic import Published, generate, message_bytes, stream, write_mirror
+from processor.tools.demo.pubsub_emulator import PubSubEmulator
+from support.oracle import SpanKey, expected_spans, trace_problems
+from support.otlp_receiver import OtlpReceiver, ReceivedSpan, SpanConflict
 
 CONSUMER_STOP_SECONDS = 10.0
 """Cloud Run's budget between SIGTERM and SIGKILL: a consumer must exit within it."""

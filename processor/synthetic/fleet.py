@@ -11,7 +11,7 @@ import random
 from dataclasses import dataclass
 from uuid import UUID
 
-from processor.testing.corpus.scenarios import JobType
+from processor.synthetic.scenarios import JobType
 
 PROW_URL_PREFIX = "https://prow.example.com/view/"
 """``plank.job_url_prefix_config``: Spyglass links are this + ``gs/<bucket>/<path>``."""

@@ -17,8 +17,8 @@ import math
 import random
 from dataclasses import dataclass, field
 
-from processor.testing.corpus.clonerefs import CloneRun, CloneTarget, run_clonerefs
-from processor.testing.corpus.fleet import UTILITY_IMAGES, Node
+from processor.synthetic.clonerefs import CloneRun, CloneTarget, run_clonerefs
+from processor.synthetic.fleet import UTILITY_IMAGES, Node
 
 ENTRYPOINT_ABORTED_CODE = 130
 """``entrypoint.AbortedErrorCode``: the test container's exit code when Prow aborts it."""

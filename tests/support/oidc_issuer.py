@@ -3,7 +3,8 @@
 ``LocalOidcIssuer`` holds RSA signing keys, serves their public halves as a JWKS document over
 real HTTP on 127.0.0.1 (an ephemeral port), and mints RS256 tokens shaped like the ones Pub/Sub
 attaches to push requests. It counts JWKS requests so tests can assert on caching, can be told
-to fail (HTTP 503) or to answer slowly, and can rotate to a new key the way Google does.
+to fail (HTTP 503), to answer slowly or to serve another body, and can rotate to a new key the way
+Google does.
 
 Use it as a context manager; leaving the block stops the server and joins its thread::
 
@@ -33,6 +34,19 @@ def generate_signing_key() -> rsa.RSAPrivateKey:
     return rsa.generate_private_key(public_exponent=65537, key_size=2048)
 
 
+def remove_signature(token: str) -> str:
+    """Return ``token`` as Cloud Run's front end forwards it after its invoker IAM check passed.
+
+    Cloud Run verifies the token, then replaces the JWT's signature segment with the literal
+    ``SIGNATURE_REMOVED_BY_GOOGLE`` so that the container cannot replay it elsewhere; header and
+    claims are forwarded unchanged (https://cloud.google.com/run/docs/troubleshooting#signature-removed;
+    also described in Google's apigee/registry README, "Cloud Run removes signatures from
+    accepted JWT tokens, replacing them with SIGNATURE_REMOVED_BY_GOOGLE").
+    """
+    header, claims, _signature = token.split(".")
+    return f"{header}.{claims}.SIGNATURE_REMOVED_BY_GOOGLE"
+
+
 def _public_jwk(kid: str, key: rsa.RSAPrivateKey) -> dict[str, object]:
     jwk: dict[str, object] = json.loads(jwt.algorithms.RSAAlgorithm.to_jwk(key.public_key()))
     # The same fields Google publishes for each key.
@@ -47,7 +61,6 @@ class LocalOidcIssuer:
         self,
         *,
         kid: str = "local-key-1",
-        cache_control: str | None = "public, max-age=3600",
         jwks_delay_seconds: float = 0.0,
     ) -> None:
         """Create an issuer with one signing key; the server starts on ``__enter__``."""
@@ -55,9 +68,10 @@ class LocalOidcIssuer:
         self._keys: dict[str, rsa.RSAPrivateKey] = {kid: generate_signing_key()}
         self._current_kid = kid
         self._jwks_requests = 0
-        self.cache_control = cache_control
         self.jwks_delay_seconds = jwks_delay_seconds
         self.jwks_available = True
+        self.jwks_body: bytes | None = None
+        """Served with status 200 instead of the JWKS when set (a broken key document)."""
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
 
@@ -180,14 +194,16 @@ class LocalOidcIssuer:
 
     # -- HTTP --------------------------------------------------------------------------------
 
-    def _answer_jwks(self) -> tuple[int, bytes, str | None]:
+    def _answer_jwks(self) -> tuple[int, bytes]:
         with self._lock:
             self._jwks_requests += 1
         if self.jwks_delay_seconds:
             time.sleep(self.jwks_delay_seconds)
         if not self.jwks_available:
-            return 503, b'{"error": "unavailable"}', None
-        return 200, json.dumps(self.jwks()).encode(), self.cache_control
+            return 503, b'{"error": "unavailable"}'
+        if self.jwks_body is not None:
+            return 200, self.jwks_body
+        return 200, json.dumps(self.jwks()).encode()
 
     def _handler_class(self) -> type[BaseHTTPRequestHandler]:
         issuer = self
@@ -197,12 +213,10 @@ class LocalOidcIssuer:
                 if self.path != JWKS_PATH:
                     self.send_error(404)
                     return
-                status, body, cache_control = issuer._answer_jwks()
+                status, body = issuer._answer_jwks()
                 self.send_response(status)
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(body)))
-                if cache_control is not None:
-                    self.send_header("Cache-Control", cache_control)
                 self.end_headers()
                 self.wfile.write(body)
 

@@ -18,7 +18,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Literal, Self
 
-from processor.testing.service import LocalService
+from processor.local_service import LocalService
 
 _CONNECT_TIMEOUT_SECONDS = 5.0
 
@@ -30,7 +30,7 @@ def _header_block(headers: Mapping[str, str]) -> bytes:
 def status_of(reply: bytes) -> int | None:
     """Return the status code of a raw HTTP response (``None`` if there is none)."""
     line = reply.split(b"\r\n", 1)[0].split()
-    if len(line) >= 2 and line[0].startswith(b"HTTP/") and line[1].isdigit():  # noqa: PLR2004 - version and code
+    if len(line) >= 2 and line[0].startswith(b"HTTP/") and line[1].isdigit():
         return int(line[1])
     return None
 
@@ -187,7 +187,7 @@ class LatencyProbe(LocalService):
                     connection.request("GET", self.path)
                     response = connection.getresponse()
                     response.read()
-                    ok = response.status == 200  # noqa: PLR2004 - HTTP OK
+                    ok = response.status == 200
                 finally:
                     connection.close()
             elapsed_ms = (time.monotonic() - began) * 1000

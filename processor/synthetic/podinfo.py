@@ -12,8 +12,8 @@ from __future__ import annotations
 import random
 from typing import Any
 
-from processor.testing.corpus._encoding import go_json, rfc3339_micro, rfc3339_ms
-from processor.testing.corpus.fleet import (
+from processor.synthetic._encoding import go_json, rfc3339_micro, rfc3339_ms
+from processor.synthetic.fleet import (
     POD_NAMESPACE,
     PROW_VERSION,
     UTILITY_IMAGES,
@@ -22,8 +22,8 @@ from processor.testing.corpus.fleet import (
     image_id,
     uuid4,
 )
-from processor.testing.corpus.lifecycle import ContainerRun, PodRun
-from processor.testing.corpus.prowjob import JobSpec, annotations_for, labels_for, pod_grace_seconds
+from processor.synthetic.lifecycle import ContainerRun, PodRun
+from processor.synthetic.prowjob import JobSpec, annotations_for, labels_for, pod_grace_seconds
 
 FINALIZER = "prow.x-k8s.io/gcsk8sreporter"
 _KUBELET_VERSION = "v1.32.4-gke.1106000"

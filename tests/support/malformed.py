@@ -96,7 +96,7 @@ class MalformedInput:
     def __repr__(self) -> str:
         """Show the kind and a bounded prefix: some inputs are megabytes long."""
         shown = self.data[:80]
-        more = f"...+{len(self.data) - 80} bytes" if len(self.data) > 80 else ""  # noqa: PLR2004 - display length
+        more = f"...+{len(self.data) - 80} bytes" if len(self.data) > 80 else ""
         return f"MalformedInput({self.kind!r}, {shown!r}{more})"
 
 

@@ -22,8 +22,8 @@ from google.cloud.trace_v2 import BatchWriteSpansRequest, Span, TraceServiceClie
 from google.cloud.trace_v2.services.trace_service.transports.grpc import TraceServiceGrpcTransport
 from google.protobuf import empty_pb2
 
-from processor.testing.otlp_receiver import ExportFaults
-from processor.testing.service import LocalService
+from processor.local_service import LocalService
+from support.otlp_receiver import ExportFaults
 
 SERVICE_NAME = "google.devtools.cloudtrace.v2.TraceService"
 _WORKERS = 4

@@ -9,8 +9,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from processor.testing.corpus._encoding import go_json, protobuf_timestamp
-from processor.testing.corpus.model import Published, SyntheticJob
+from processor.synthetic._encoding import go_json, protobuf_timestamp
+from processor.synthetic.model import Published, SyntheticJob
 
 DEFAULT_SUBSCRIPTION = "projects/demo/subscriptions/prowtrace"
 _FIRST_MESSAGE_ID = 2_000_000_000_000_000

@@ -2,7 +2,7 @@
 
 Flow control and group commit are visible only per request: how many jobs' spans one export
 carried, and how many exports were in flight at once. :class:`BatchRecordingReceiver` is an
-:class:`~processor.testing.otlp_receiver.OtlpReceiver` that keeps, for every stored request, the
+:class:`~support.otlp_receiver.OtlpReceiver` that keeps, for every stored request, the
 set of trace IDs in it, and the most requests it was ever handling at the same moment (a request
 counts from arrival, through any injected delay, until it is stored or refused).
 """
@@ -13,7 +13,7 @@ import threading
 
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
-from processor.testing.otlp_receiver import OtlpReceiver, Refusal
+from support.otlp_receiver import OtlpReceiver, Refusal
 
 
 class BatchRecordingReceiver(OtlpReceiver):

@@ -38,7 +38,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2_grpc import (
 )
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 
-from processor.testing.service import LocalService
+from processor.local_service import LocalService
 
 TRACES_PATH = "/v1/traces"
 PROTOBUF_CONTENT_TYPE = "application/x-protobuf"
@@ -437,10 +437,10 @@ class _TraceService(TraceServiceServicer):
     def Export(  # noqa: N802 - the name is the gRPC method's
         self, request: ExportTraceServiceRequest, context: grpc.ServicerContext
     ) -> ExportTraceServiceResponse:
-        refusal = self._receiver._admit()  # noqa: SLF001 - the servicer is the receiver's own edge
+        refusal = self._receiver._admit()
         if refusal is not None:
             context.abort(refusal.grpc_code, "refused by the test receiver")
-        self._receiver._store(request)  # noqa: SLF001 - same
+        self._receiver._store(request)
         return ExportTraceServiceResponse()
 
 
@@ -462,11 +462,11 @@ def _http_handler_for(receiver: OtlpReceiver) -> type[BaseHTTPRequestHandler]:
             except (ValueError, OSError, zlib.error) as error:
                 self._answer(HTTPStatus.BAD_REQUEST, str(error).encode(), "text/plain")
                 return
-            refusal = receiver._admit()  # noqa: SLF001 - the handler is the receiver's own edge
+            refusal = receiver._admit()
             if refusal is not None:
                 self._answer(refusal.http_status, b"refused by the test receiver", "text/plain")
                 return
-            receiver._store(request)  # noqa: SLF001 - same
+            receiver._store(request)
             if content_type.startswith(JSON_CONTENT_TYPE):
                 self._answer(HTTPStatus.OK, b"{}", JSON_CONTENT_TYPE)
             else:

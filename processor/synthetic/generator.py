@@ -10,9 +10,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from processor.testing.corpus import clonerefs
-from processor.testing.corpus._encoding import go_json, snowflake_id
-from processor.testing.corpus.fleet import (
+from processor.synthetic import clonerefs
+from processor.synthetic._encoding import go_json, snowflake_id
+from processor.synthetic.fleet import (
     AUTHORS,
     POD_NAMESPACE,
     PR_TITLES,
@@ -25,16 +25,16 @@ from processor.testing.corpus.fleet import (
     sha1_hex,
     uuid4,
 )
-from processor.testing.corpus.lifecycle import (
+from processor.synthetic.lifecycle import (
     PodPlan,
     PodRun,
     run_pod,
     test_duration_ms,
     uniform_ms,
 )
-from processor.testing.corpus.model import Published, SyntheticJob
-from processor.testing.corpus.podinfo import podinfo_json
-from processor.testing.corpus.prowjob import (
+from processor.synthetic.model import Published, SyntheticJob
+from processor.synthetic.podinfo import podinfo_json
+from processor.synthetic.prowjob import (
     JobSpec,
     Status,
     crier_finished_json,
@@ -44,7 +44,7 @@ from processor.testing.corpus.prowjob import (
     revision,
     started_json,
 )
-from processor.testing.corpus.scenarios import (
+from processor.synthetic.scenarios import (
     MIX_WEIGHTS,
     TRAITS,
     CloneMode,

@@ -24,8 +24,8 @@ from processor.core.message import Delivery
 from processor.export.exporters import build_resource
 from processor.export.otel import SpanConverter
 from processor.pipeline import Pipeline, PipelineSettings, Result
-from processor.testing.corpus import Published, message_bytes
-from processor.testing.otlp_receiver import ReceivedSpan, spans_from_request, unique_spans_of
+from processor.synthetic import Published, message_bytes
+from support.otlp_receiver import ReceivedSpan, spans_from_request, unique_spans_of
 
 SpanKey = tuple[str, str]
 

@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 from typing import Self
 
-from processor.testing.service import LocalService
+from processor.local_service import LocalService
 
 
 def _status_kib(pid: int, field: str) -> int:

@@ -2,7 +2,7 @@
 
 Every test, the demo, replay, backfill and the benchmarks run on this data::
 
-    from processor.testing.corpus import generate, stream, write_mirror
+    from processor.synthetic import generate, stream, write_mirror
 
     jobs = list(generate(200, seed=7))
     write_mirror(jobs, tmp_path)            # gs://BUCKET/PATH/NAME -> tmp_path/BUCKET/PATH/NAME
@@ -17,10 +17,10 @@ Generation is lazy: ``generate`` builds one job at a time, so 10,000 jobs stream
 
 from __future__ import annotations
 
-from processor.testing.corpus._encoding import snowflake_ms
-from processor.testing.corpus.generator import DEFAULT_START, generate
-from processor.testing.corpus.model import Published, SyntheticJob
-from processor.testing.corpus.replay import (
+from processor.synthetic._encoding import snowflake_ms
+from processor.synthetic.generator import DEFAULT_START, generate
+from processor.synthetic.model import Published, SyntheticJob
+from processor.synthetic.replay import (
     DEFAULT_SUBSCRIPTION,
     message_bytes,
     mirror_path,
@@ -30,7 +30,7 @@ from processor.testing.corpus.replay import (
     write_jsonl,
     write_mirror,
 )
-from processor.testing.corpus.scenarios import SECRET_SCENARIOS, Scenario
+from processor.synthetic.scenarios import SECRET_SCENARIOS, Scenario
 
 __all__ = [
     "DEFAULT_START",

@@ -29,12 +29,12 @@ from processor.export.exporters import build_resource
 from processor.export.group_commit import GroupCommitExporter
 from processor.export.otel import SpanConverter
 from processor.pipeline import Pipeline, PipelineSettings, Result
-from processor.testing.corpus import Published, SyntheticJob, generate, stream, write_mirror
-from processor.testing.e2e import publish_time_dependent_spans
-from processor.testing.oracle import RecordingExporter, SpanKey, handle_published
-from processor.testing.otlp_receiver import OtlpReceiver, ReceivedSpan, unique_spans_of
-from processor.testing.pubsub_emulator import PubSubEmulator
+from processor.synthetic import Published, SyntheticJob, generate, stream, write_mirror
+from processor.tools.demo.pubsub_emulator import PubSubEmulator
 from processor.transports.pull import PullWorker
+from support.e2e import publish_time_dependent_spans
+from support.oracle import RecordingExporter, SpanKey, handle_published
+from support.otlp_receiver import OtlpReceiver, ReceivedSpan, unique_spans_of
 
 
 @dataclass(frozen=True)
@@ -61,9 +61,9 @@ class FaultCorpus:
 def fault_corpus(root: Path, n_jobs: int, *, seed: int) -> FaultCorpus:
     """Generate ``n_jobs`` lifecycles, mirror their artifacts under ``root``, run the oracle.
 
-    The oracle is :func:`processor.testing.oracle.expected_spans`' pipeline (grace 0, in-memory
+    The oracle is :func:`support.oracle.expected_spans`' pipeline (grace 0, in-memory
     export through the OTLP encoding); its emissions are counted too. Like
-    :func:`processor.testing.e2e.prepare_corpus` (which keeps neither the jobs nor that count),
+    :func:`support.e2e.prepare_corpus` (which keeps neither the jobs nor that count),
     it raises ``ValueError`` if the spans would depend on publish times, which the emulator sets.
     """
     jobs = tuple(generate(n_jobs, seed=seed))
