@@ -57,10 +57,10 @@ from processor.export.exporters import build_resource
 from processor.export.group_commit import GroupCommitExporter
 from processor.export.otel import SpanConverter
 from processor.pipeline import Outcome, Pipeline, PipelineSettings, Ready, Result
-from processor.testing.pubsub_emulator import PubSubEmulator
 from processor.tools.backfill import PipelineSink, ReadAheadStore, run_backfill
 from processor.tools.backfill_progress import Tally
 from processor.tools.backfill_runs import Selection
+from processor.tools.demo.pubsub_emulator import PubSubEmulator
 from processor.transports.pull import PullWorker
 from processor.transports.push import PushEndpoint, create_app, serve
 

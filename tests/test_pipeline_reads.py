@@ -11,6 +11,7 @@ from datetime import timedelta
 from core_fixtures import GCS_PATH, PUBLISH, prowjob_doc
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from support.memory_store import MemoryArtifactStore
 from test_pipeline import delivery, full_store
 
 from bench.latency import LatencyModel, ModelledStore
@@ -18,7 +19,6 @@ from processor.artifacts import ArtifactStore
 from processor.core import facts
 from processor.export.otel import SpanConverter
 from processor.pipeline import Outcome, Pipeline, PipelineSettings
-from processor.testing.memory_store import MemoryArtifactStore
 
 GRACE = timedelta(minutes=5)
 ROUND_TRIP = 0.05

@@ -21,6 +21,8 @@ import pytest
 from core_fixtures import GCS_PATH, crier_message, encode
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from support.e2e import count_unacked, wait_until
+from support.memory_store import MemoryArtifactStore
 from test_pipeline import full_store
 
 from processor.config import PullSettings
@@ -28,9 +30,7 @@ from processor.core import facts
 from processor.core.message import Delivery
 from processor.export.otel import SpanConverter
 from processor.pipeline import Outcome, Pipeline, PipelineSettings, Result
-from processor.testing.e2e import count_unacked, wait_until
-from processor.testing.memory_store import MemoryArtifactStore
-from processor.testing.pubsub_emulator import PubSubEmulator
+from processor.tools.demo.pubsub_emulator import PubSubEmulator
 from processor.transports.holding import next_recheck
 from processor.transports.pull import PullWorker
 

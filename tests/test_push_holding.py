@@ -19,16 +19,16 @@ import pytest
 from core_fixtures import GCS_PATH, crier_message, encode
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from support.e2e import count_unacked, wait_until
+from support.memory_store import MemoryArtifactStore
+from support.push_server import PushServerThread
 from test_pull_holding import Counting, late_store
 
 from processor.config import PushSettings
 from processor.core import facts
 from processor.export.otel import SpanConverter
 from processor.pipeline import Pipeline, PipelineSettings
-from processor.testing.e2e import count_unacked, wait_until
-from processor.testing.memory_store import MemoryArtifactStore
-from processor.testing.pubsub_emulator import PubSubEmulator
-from processor.testing.push_server import PushServerThread
+from processor.tools.demo.pubsub_emulator import PubSubEmulator
 
 PROJECT = "prow-push-holding"
 GRACE = timedelta(minutes=1)

@@ -163,7 +163,26 @@ class PullWorker:
             settled = _settle(future, budget - drain)
         if not settled:
             log.warning("pull_stop_timeout", timeout=budget, in_flight=self.in_flight)
+        self._renack([message.ack_id for message, _ in held])
         log.info("pull_stopped", acked=self.acked, nacked=self.nacked)
+
+    def _renack(self, ack_ids: list[str]) -> None:
+        """Nack held messages once more, now that the stream and its lease keeping are stopped.
+
+        The library sends a message's receipt lease extension over the stream and a nack as a
+        separate request, so a nack sent right after receipt can reach Pub/Sub first and be
+        overtaken: the message then stays leased to nobody until that lease runs out (seen on
+        the emulator). A second nack (deadline 0) after the stream is closed cannot be
+        overtaken. Best effort: a failure leaves the lease to expire as before.
+        """
+        if not ack_ids:
+            return
+        try:
+            self._subscriber.modify_ack_deadline(
+                subscription=self._settings.subscription, ack_ids=ack_ids, ack_deadline_seconds=0
+            )
+        except Exception as error:  # noqa: BLE001 - best effort; the lease expires anyway
+            log.warning("pull_stop_renack_failed", held=len(ack_ids), error=repr(error))
 
     def _on_message(self, message: Message) -> None:
         publish_time = message.publish_time
