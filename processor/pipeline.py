@@ -122,7 +122,8 @@ class PipelineSettings:
     grace: timedelta = timedelta(minutes=5)
     """How long after the publish time missing or stale artifacts are waited for (RETRY)."""
     read_concurrency: int = DEFAULT_READ_CONCURRENCY
-    """Storage reads in flight at once, over all messages (a terminal message reads 5 files)."""
+    """Pooled storage reads in flight at once, over all messages (a terminal message reads 5
+    files); 0 reads each file on the handling thread, one after another (for a local mirror)."""
 
 
 class Pipeline:

@@ -168,3 +168,11 @@ def test_a_recheck_keeps_waiting_while_prowjob_json_is_stale() -> None:
     late = pipeline.handle(delivery("failure"))
     again = pipeline.recheck(delivery("failure"), late)
     assert (again.late, again.reads) == (True, 1)
+
+
+def test_a_pipeline_without_read_concurrency_reads_on_the_handling_thread() -> None:
+    """read_concurrency 0 (a local mirror): every read on the caller's thread, still counted."""
+    store = InFlight(full_store())
+    pipeline = wired(store, concurrency=0)
+    result = pipeline.handle(delivery("failure"))
+    assert (result.outcome, result.reads, store.most_pooled) == (Outcome.EXPORTED, 5, 0)

@@ -30,12 +30,19 @@ class ReadPool:
     def __init__(
         self, store: ArtifactStore, *, concurrency: int = DEFAULT_READ_CONCURRENCY
     ) -> None:
-        """Read from ``store`` with at most ``concurrency`` reads in flight."""
-        if concurrency < 1:
-            raise ValueError(f"read concurrency must be at least 1, not {concurrency}")
+        """Read from ``store`` with at most ``concurrency`` pooled reads in flight.
+
+        ``concurrency`` 0 reads every file on the asking thread, one after another: for a local
+        mirror, whose reads take microseconds, handing them to other threads costs more CPU than
+        it saves time.
+        """
+        if concurrency < 0:
+            raise ValueError(f"read concurrency must be at least 0, not {concurrency}")
         self.store = store
-        self._pool = ThreadPoolExecutor(
-            max_workers=concurrency, thread_name_prefix="prowtrace-read"
+        self._pool = (
+            ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="prowtrace-read")
+            if concurrency
+            else None
         )
 
     def fetch(self, folder: str, names: Sequence[str]) -> Fetched:
@@ -45,10 +52,12 @@ class ReadPool:
         the one the caller asks for first), which saves a thread hand-off per message, and all
         of them for a message that reads one file.
         """
-        return Fetched(self, folder, names[1:])
+        return Fetched(self, folder, names[1:] if self._pool is not None else ())
 
     def submit(self, folder: str, name: str) -> Future[bytes | None]:
         """Queue one read."""
+        if self._pool is None:
+            raise RuntimeError("this read pool reads inline (concurrency 0)")
         return self._pool.submit(self.store.read, folder, name)
 
 
