@@ -13,10 +13,11 @@ seen:
   prowtrace does (``Blob.download_as_bytes``) is one metadata-plus-media round trip; we take the
   low end of the first source as the median and the survey's upper figure as the p99.
 - **Artifact lag.** crier's GCS reporter writes ``prowjob.json`` and ``podinfo.json`` a moment
-  after its Pub/Sub reporter published the message (they are independent reporters; see
-  /work/shared/reference/prow.md). :class:`LagModel` draws when each late file appears: most
-  within 0-5 s, a tail to 60 s. ``started.json``, ``finished.json`` and ``clone-records.json`` are
-  written by the pod's own utilities before the job ends, so they are there when the message is.
+  after its Pub/Sub reporter published the message (they are independent reporters, and
+  podinfo.json is written only once the pod is gone). :class:`LagModel` draws when each late
+  file appears: most within 0-5 s, a tail to 60 s. ``started.json``, ``finished.json`` and
+  ``clone-records.json`` are written by the pod's own utilities before the job ends, so they are
+  there when the message is.
 
 :class:`ModelledStore` wraps any :class:`~processor.artifacts.ArtifactStore`: every read sleeps a
 drawn latency, files not yet "appeared" read as missing, and reads are counted per folder (each
