@@ -24,6 +24,10 @@ if TYPE_CHECKING:  # the commands import their modules lazily, to keep --help fa
 EXIT_OK = 0
 EXIT_NOT_ALL_TRACED = 1
 EXIT_USAGE = 2
+METRICS_FLAG_HELP = (
+    "also record CI/CD metrics as OTEL_METRICS_EXPORTER says (off by default: replaying "
+    "history into live counters would distort them)"
+)
 
 Command = Callable[[argparse.Namespace], int]
 
@@ -34,7 +38,8 @@ def _add_core_options(parser: argparse.ArgumentParser, *, grace_default: float |
         "--id-mode",
         choices=["uid", "build-id"],
         help="uid: trace ID = ProwJob UID, as Istio's tracing.sh (default; needs prowjob.json); "
-        "build-id: hash of job name and build ID, for deployments that cannot read artifacts",
+        "build-id: hash of job name and build ID, for deployments that cannot read artifacts "
+        "or whose runs have no prowjob.json (crier's GCS reporter off)",
     )
     group.add_argument(
         "--artifacts",
@@ -82,8 +87,9 @@ def settings_from_args(args: argparse.Namespace, *, grace_default: float | None 
 
 
 def _replay(args: argparse.Namespace) -> int:
-    from processor.app import build_pipeline  # noqa: PLC0415 - keep `prowtrace --help` fast
+    from processor.app import build_pipeline, service_metrics  # noqa: PLC0415 - keep --help fast
     from processor.export.exporters import FanOutExporter, build_exporter  # noqa: PLC0415
+    from processor.export.metrics import OFFLINE_FLUSH_SECONDS  # noqa: PLC0415
     from processor.export.otlp_json import OtlpJsonFileExporter  # noqa: PLC0415
     from processor.tools.replay import open_input, replay  # noqa: PLC0415
 
@@ -92,10 +98,12 @@ def _replay(args: argparse.Namespace) -> int:
     exporter = build_exporter(os.environ)
     if args.otlp_json:
         exporter = FanOutExporter([exporter, OtlpJsonFileExporter(args.otlp_json)])
-    pipeline = build_pipeline(settings, exporter=exporter)
+    metrics = service_metrics(os.environ, wanted=args.metrics)
+    pipeline = build_pipeline(settings, exporter=exporter, metrics=metrics)
     with open_input(args.file, sys.stdin) as lines:
         summary = replay(lines, pipeline.handle)
     exporter.shutdown()
+    metrics.shutdown(OFFLINE_FLUSH_SECONDS)
     print(summary.render())  # noqa: T201 - the summary is the command's output
     if not summary.ok:
         print(  # noqa: T201
@@ -119,6 +127,7 @@ def _backfill(args: argparse.Namespace) -> int:
         concurrency=args.concurrency,
         publish=args.publish,
         dry_run=args.dry_run,
+        metrics=args.metrics,
     )
     return backfill_main(
         options, settings, grace_given=args.grace_seconds is not None, env=os.environ
@@ -148,7 +157,7 @@ def _service_exporter() -> GroupCommitExporter:
 def _pull(args: argparse.Namespace) -> int:
     from google.cloud.pubsub_v1 import SubscriberClient  # noqa: PLC0415 - keep --help fast
 
-    from processor.app import build_pipeline  # noqa: PLC0415
+    from processor.app import build_pipeline, service_metrics  # noqa: PLC0415
     from processor.config import load_pull_settings  # noqa: PLC0415
     from processor.export.exporters import gcp_project  # noqa: PLC0415
     from processor.transports.pull import PullWorker  # noqa: PLC0415
@@ -159,7 +168,8 @@ def _pull(args: argparse.Namespace) -> int:
     # Concurrent callbacks share export calls; each still returns only after its spans went out.
     exporter = _service_exporter()
     inner_exporter = exporter.inner
-    pipeline = build_pipeline(settings, exporter=exporter)
+    metrics = service_metrics(os.environ)
+    pipeline = build_pipeline(settings, exporter=exporter, metrics=metrics)
     worker = PullWorker(
         SubscriberClient(),
         pull_settings,
@@ -175,6 +185,7 @@ def _pull(args: argparse.Namespace) -> int:
     # Shutting the inner exporter down ends its retries, so a down backend cannot hold the exit.
     worker.stop(abort_exports=inner_exporter.shutdown)
     exporter.shutdown()
+    metrics.shutdown()  # the last counts, bounded: a down backend cannot hold the exit
     if ended != "stop requested":
         print(f"prowtrace pull: {ended}", file=sys.stderr)  # noqa: T201
         return EXIT_NOT_ALL_TRACED
@@ -184,7 +195,7 @@ def _pull(args: argparse.Namespace) -> int:
 def _serve(args: argparse.Namespace) -> int:
     import asyncio  # noqa: PLC0415 - keep --help fast
 
-    from processor.app import build_pipeline  # noqa: PLC0415
+    from processor.app import build_pipeline, service_metrics  # noqa: PLC0415
     from processor.config import load_push_settings  # noqa: PLC0415
     from processor.export.exporters import gcp_project  # noqa: PLC0415
     from processor.transports.oidc import push_verifier  # noqa: PLC0415
@@ -196,7 +207,8 @@ def _serve(args: argparse.Namespace) -> int:
     # Concurrent requests share export calls; each still answers only after its spans went out.
     exporter = _service_exporter()
     inner_exporter = exporter.inner
-    pipeline = build_pipeline(settings, exporter=exporter)
+    metrics = service_metrics(os.environ)
+    pipeline = build_pipeline(settings, exporter=exporter, metrics=metrics)
     endpoint = PushEndpoint(
         pipeline.handle,
         push_settings,
@@ -217,6 +229,7 @@ def _serve(args: argparse.Namespace) -> int:
 
     asyncio.run(run())
     exporter.shutdown()
+    metrics.shutdown()  # the last counts, bounded: a down backend cannot hold the exit
     return EXIT_OK
 
 
@@ -256,6 +269,7 @@ def _demo(args: argparse.Namespace) -> int:
         output=Path(args.output),
         use_emulator=not args.no_emulator,
         keep=args.keep,
+        metrics=args.metrics,
     )
     return demo_main(options)
 
@@ -269,7 +283,8 @@ def build_parser() -> argparse.ArgumentParser:
             "Every trace and span ID derives from the ProwJob's UID, so any number of "
             "instances can process the same stream without shared state. "
             "Spans are exported as the standard OTEL_* variables say "
-            "(OTEL_TRACES_EXPORTER=otlp|gcp_otlp|gcp_trace|console|none)."
+            "(OTEL_TRACES_EXPORTER=otlp|gcp_otlp|gcp_trace|console|none); CI/CD metrics only "
+            "when OTEL_METRICS_EXPORTER=otlp|gcp_otlp|console is set."
         ),
     )
     parser.add_argument("--version", action="version", version=f"prowtrace {__version__}")
@@ -292,6 +307,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="also append the spans to OUT as OTLP JSON lines, for `prowtrace show` "
         "(with OTEL_TRACES_EXPORTER=none, only there)",
     )
+    replay.add_argument("--metrics", action="store_true", help=METRICS_FLAG_HELP)
     _add_core_options(replay, grace_default=0)
     replay.set_defaults(run=_replay)
 
@@ -388,6 +404,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="send nothing: print the messages as JSON lines (input for `prowtrace replay`); "
         "the summary goes to standard error",
     )
+    backfill.add_argument("--metrics", action="store_true", help=METRICS_FLAG_HELP)
     _add_core_options(backfill, grace_default=0)
     backfill.set_defaults(run=_backfill)
 
@@ -463,6 +480,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--keep",
         action="store_true",
         help="keep the temporary directory (artifact mirror, worker log) and print its path",
+    )
+    demo.add_argument(
+        "--metrics",
+        action="store_true",
+        help="also record the CI/CD metrics (run durations by state and result, errors) and "
+        "print a summary of them",
     )
     demo.set_defaults(run=_demo)
     return parser

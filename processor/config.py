@@ -12,6 +12,12 @@ Variables (all optional):
                                    artifacts are waited for (the message held and
                                    re-checked) before emitting what exists; default 300
 ``PROWTRACE_MAX_ARTIFACT_BYTES``   larger artifact files are refused; default 33554432
+``PROWTRACE_LABELS_ALLOW``         comma-separated glob patterns of ProwJob label keys put
+                                   on the root span as ``prow.job.label.<key>``; default
+                                   ``*`` (every label, at most 32, values scrubbed)
+``PROWTRACE_LABELS_DENY``          comma-separated glob patterns of label keys left off,
+                                   e.g. ``*.example.com/*``; default none. ``*`` in
+                                   either drops every label
 ``PROWTRACE_LOG_LEVEL``            ``DEBUG``, ``INFO`` (default), ``WARNING``, ``ERROR``
 ``PROWTRACE_LOG_FORMAT``           ``json`` (default; Cloud Logging's fields) or ``console``
 ``PROWTRACE_GROUP_COMMIT``         ``serve`` and ``pull``: ``on`` (default: concurrent
@@ -19,7 +25,9 @@ Variables (all optional):
                                    per message, still one at a time; for comparison)
 =================================  =========================================================
 
-The exporter is chosen by the standard ``OTEL_*`` variables (:mod:`processor.export.exporters`).
+The exporter is chosen by the standard ``OTEL_*`` variables (:mod:`processor.export.exporters`),
+and so are the CI/CD metrics, off unless ``OTEL_METRICS_EXPORTER`` is set
+(:mod:`processor.export.metrics`).
 
 ``prowtrace serve`` (push endpoint):
 
@@ -63,6 +71,7 @@ from pathlib import Path
 
 from processor.artifacts import DEFAULT_MAX_ARTIFACT_BYTES
 from processor.core.ids import IdMode
+from processor.core.labels import KEEP_ALL_LABELS, LabelFilter
 
 DEFAULT_GRACE_SECONDS = 300.0
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
@@ -82,6 +91,7 @@ class Settings:
     max_artifact_bytes: int = DEFAULT_MAX_ARTIFACT_BYTES
     log_level: str = "INFO"
     log_format: str = "json"
+    labels: LabelFilter = KEEP_ALL_LABELS
 
     def __post_init__(self) -> None:
         """Refuse combinations that cannot work, with a message that says what to change."""
@@ -139,7 +149,18 @@ def load_settings(env: Mapping[str, str] = os.environ, **overrides: str | float 
         ),
         log_level=level,
         log_format=log_format,
+        labels=LabelFilter(
+            allow=patterns(env.get("PROWTRACE_LABELS_ALLOW"), default=("*",)),
+            deny=patterns(env.get("PROWTRACE_LABELS_DENY"), default=()),
+        ),
     )
+
+
+def patterns(value: str | None, *, default: tuple[str, ...]) -> tuple[str, ...]:
+    """Split a comma-separated list of glob patterns; unset or blank gives ``default``."""
+    if value is None or not value.strip():
+        return default
+    return tuple(item.strip() for item in value.split(",") if item.strip())
 
 
 def number(value: str | float | None, name: str, default: float, *, minimum: float = 0) -> float:

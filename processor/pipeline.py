@@ -22,15 +22,17 @@ written (or not up to date) yet, inside the grace period: the same message will 
 which is typically seconds away, so a transport that can keep the message should re-check it soon
 rather than hand it back to Pub/Sub's minutes-scale backoff. ``Result.reads`` counts the storage
 reads the attempt made (each one a billed operation).
+With a :class:`MetricsSink`, each final outcome is also counted (:mod:`processor.core.metrics`):
+an exported message's run metrics, or a system error for a poison message or a failed export.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
-from typing import TypeVar
+from typing import Protocol, TypeVar
 
 import structlog
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
@@ -46,6 +48,7 @@ from processor.core import facts
 from processor.core.build import job_spans
 from processor.core.ids import IdMode, JobIdentity, identity_from_build, identity_from_uid
 from processor.core.jsonshape import ShapeError
+from processor.core.labels import KEEP_ALL_LABELS, LabelFilter
 from processor.core.message import (
     Delivery,
     Invalid,
@@ -54,6 +57,7 @@ from processor.core.message import (
     Traceable,
     classify,
 )
+from processor.core.metrics import MetricPoint, SystemErrorType, run_points, system_error_point
 from processor.core.spans import TraceSpan, identify
 from processor.export.otel import SpanConverter
 
@@ -124,20 +128,37 @@ class PipelineSettings:
     read_concurrency: int = DEFAULT_READ_CONCURRENCY
     """Pooled storage reads in flight at once, over all messages (a terminal message reads 5
     files); 0 reads each file on the handling thread, one after another (for a local mirror)."""
+    labels: LabelFilter = KEEP_ALL_LABELS
+    """Which ProwJob labels go onto the root span."""
+
+
+class MetricsSink(Protocol):
+    """Where the CI/CD metric points go (:class:`processor.export.metrics.MetricsRecorder`)."""
+
+    def record(self, points: Sequence[MetricPoint]) -> None:
+        """Take ``points``; must neither block on a backend nor raise."""
+
+
+_SYSTEM_ERRORS = {
+    Outcome.INVALID: SystemErrorType.INVALID_MESSAGE,
+    Outcome.FAILED: SystemErrorType.UNTRACEABLE_MESSAGE,
+}
 
 
 class Pipeline:
     """Turns deliveries into exported spans; safe to call from many threads at once."""
 
-    def __init__(
+    def __init__(  # noqa: PLR0913 - each is one injected edge or setting
         self,
         store: ArtifactStore | None,
         exporter: SpanExporter,
         converter: SpanConverter,
         settings: PipelineSettings,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        *,
+        metrics: MetricsSink | None = None,
     ) -> None:
-        """Wire the pipeline to its artifact store (``None``: read none) and exporter."""
+        """Wire the pipeline to its artifact store (``None``: read none), exporter and metrics."""
         if store is None and settings.id_mode is IdMode.UID:
             raise ValueError(
                 "uid mode needs artifacts: the ProwJob UID is only in prowjob.json "
@@ -151,13 +172,28 @@ class Pipeline:
         self._converter = converter
         self._settings = settings
         self._clock = clock
+        self._metrics = metrics
 
     def handle(self, delivery: Delivery) -> Result:
         """Process one delivery to its final outcome, exporting its spans if it has any."""
         planned = self.plan(delivery)
         if isinstance(planned, Result):
+            self._count(planned, ())
             return planned
-        return self.export(planned)
+        result = self.export(planned)
+        self._count(result, planned.spans)
+        return result
+
+    def _count(self, result: Result, spans: Sequence[TraceSpan]) -> None:
+        """Record the metrics of a final outcome: the run's once exported, or a system error."""
+        if self._metrics is None:
+            return
+        if result.outcome is Outcome.EXPORTED:
+            self._metrics.record(run_points(spans))
+        elif result.outcome in _SYSTEM_ERRORS:
+            self._metrics.record([system_error_point(_SYSTEM_ERRORS[result.outcome])])
+        elif spans:  # RETRY after building spans: the exporter failed them
+            self._metrics.record([system_error_point(SystemErrorType.EXPORT_FAILED)])
 
     def recheck(self, delivery: Delivery, late: Result) -> Result:
         """Run a ``late`` message again, reading only the file it awaits until that is there.
@@ -236,17 +272,20 @@ class Pipeline:
             return _with(base, outcome, reason)
         identity = self._identity(traceable, gathered)
         if identity is None:
-            where = (
-                "has no metadata.name" if gathered.prowjob else "is missing past the grace period"
-            )
-            return _with(
-                base,
-                Outcome.FAILED,
-                f"prowjob.json {where}: without the ProwJob UID the trace ID cannot be derived "
-                "in uid mode",
-            )
+            if gathered.prowjob:
+                reason = (
+                    "prowjob.json has no metadata.name: without the ProwJob UID the trace ID "
+                    "cannot be derived in uid mode"
+                )
+            else:
+                reason = (
+                    "prowjob.json is missing past the grace period: uid mode needs it (the "
+                    "ProwJob UID is the trace ID). If crier's GCS reporter is off in this Prow, "
+                    "no run has one: deploy with PROWTRACE_ID_MODE=build-id (--id-mode build-id)"
+                )
+            return _with(base, Outcome.FAILED, reason)
         try:
-            records = job_spans(traceable, gathered, delivery.publish_time)
+            records = job_spans(traceable, gathered, delivery.publish_time, self._settings.labels)
         except (ValueError, OverflowError) as error:
             return _with(base, Outcome.FAILED, f"could not build spans: {error}")
         job = gathered.prowjob.job if gathered.prowjob and gathered.prowjob.job else base.job

@@ -96,6 +96,15 @@ resource "google_project_iam_member" "trace_writer" {
   member  = google_service_account.runtime.member
 }
 
+# Write the CI/CD metrics through the Telemetry (OTLP) API: telemetry.metrics.write, nothing more.
+resource "google_project_iam_member" "metrics_writer" {
+  count = local.gcp_metrics ? 1 : 0
+
+  project = local.trace_project_id
+  role    = "roles/telemetry.metricsWriter"
+  member  = google_service_account.runtime.member
+}
+
 # No logging role: prowtrace logs to stdout/stderr, which Cloud Run itself sends to Cloud
 # Logging (https://cloud.google.com/run/docs/logging); nothing calls the Logging API.
 

@@ -9,7 +9,13 @@ locals {
   labels = merge(var.labels, { app = var.name })
 
   trace_project_id = coalesce(var.trace_project_id, var.project_id)
+  gcp_metrics      = var.metrics_exporter == "gcp_otlp"
   gcp_exporter     = contains(["gcp_otlp", "gcp_trace"], var.traces_exporter)
+  # The Telemetry API files OTLP metrics under a location: the resource must carry one.
+  resource_attributes = join(",", compact([
+    var.otel_resource_attributes,
+    local.gcp_metrics ? "cloud.region=${var.region}" : "",
+  ]))
   # Least privilege per exporter: the Telemetry (OTLP) API needs telemetry.traces.write only;
   # the legacy Cloud Trace API needs cloudtrace.traces.patch (roles/cloudtrace.agent).
   trace_writer_role = {
@@ -63,8 +69,9 @@ locals {
       OTEL_TRACES_EXPORTER    = var.traces_exporter
     },
     var.max_artifact_bytes == null ? {} : { PROWTRACE_MAX_ARTIFACT_BYTES = tostring(var.max_artifact_bytes) },
-    var.otel_resource_attributes == "" ? {} : { OTEL_RESOURCE_ATTRIBUTES = var.otel_resource_attributes },
-    local.gcp_exporter ? { GOOGLE_CLOUD_PROJECT = local.trace_project_id } : {},
+    local.resource_attributes == "" ? {} : { OTEL_RESOURCE_ATTRIBUTES = local.resource_attributes },
+    var.metrics_exporter == "none" ? {} : { OTEL_METRICS_EXPORTER = var.metrics_exporter },
+    local.gcp_exporter || local.gcp_metrics ? { GOOGLE_CLOUD_PROJECT = local.trace_project_id } : {},
     var.traces_exporter == "otlp" ? {
       OTEL_EXPORTER_OTLP_ENDPOINT = var.otlp_endpoint
       OTEL_EXPORTER_OTLP_PROTOCOL = var.otlp_protocol
@@ -99,6 +106,11 @@ locals {
       "${local.trace_project_id}|cloudtrace.googleapis.com",
       "${local.trace_project_id}|telemetry.googleapis.com",
     ] : [],
+    # OTLP metrics sent to the Telemetry API are stored by Cloud Monitoring.
+    local.gcp_metrics ? [
+      "${local.trace_project_id}|monitoring.googleapis.com",
+      "${local.trace_project_id}|telemetry.googleapis.com",
+    ] : [],
     var.otlp_headers_secret == null ? [] : ["${split("/", var.otlp_headers_secret)[1]}|secretmanager.googleapis.com"],
   ))
 }
@@ -129,6 +141,11 @@ resource "terraform_data" "input_checks" {
   input = var.delivery_mode
 
   lifecycle {
+    precondition {
+      condition     = var.metrics_exporter != "otlp" || var.traces_exporter == "otlp"
+      error_message = "metrics_exporter = \"otlp\" sends to otlp_endpoint, which the module sets only with traces_exporter = \"otlp\"; use metrics_exporter = \"gcp_otlp\" for Cloud Monitoring."
+    }
+
     precondition {
       condition     = !(var.id_mode == "uid" && var.artifacts == "none")
       error_message = "id_mode = \"uid\" reads the ProwJob UID from prowjob.json: it needs artifacts = \"gcs\"."

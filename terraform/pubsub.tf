@@ -38,6 +38,9 @@ resource "google_pubsub_subscription" "prow" {
   ack_deadline_seconds       = var.request_timeout_seconds
   message_retention_duration = "${var.message_retention_seconds}s"
 
+  # No redelivery after a successful ack or while leased (docs/RELIABILITY.md: what it removes).
+  enable_exactly_once_delivery = var.exactly_once_delivery
+
   expiration_policy {
     ttl = ""
   }
@@ -72,6 +75,11 @@ resource "google_pubsub_subscription" "prow" {
   }
 
   lifecycle {
+    precondition {
+      condition     = local.pull || !var.exactly_once_delivery
+      error_message = "exactly_once_delivery needs delivery_mode = \"pull\": Pub/Sub supports exactly-once delivery on pull subscriptions only."
+    }
+
     precondition {
       condition     = var.maximum_backoff_seconds >= var.minimum_backoff_seconds
       error_message = "maximum_backoff_seconds must not be smaller than minimum_backoff_seconds."

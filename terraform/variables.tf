@@ -260,9 +260,26 @@ variable "otel_resource_attributes" {
   description = "OTEL_RESOURCE_ATTRIBUTES, e.g. \"deployment.environment.name=prod,prow.instance=prow.k8s.io\"; empty sets nothing."
 }
 
+variable "metrics_exporter" {
+  type        = string
+  default     = "none"
+  description = "OTEL_METRICS_EXPORTER for the CI/CD metrics (job durations, queue times, errors). \"none\" (default): no metrics. \"gcp_otlp\": Cloud Monitoring through the Telemetry API's OTLP endpoint, in trace_project_id (role roles/telemetry.metricsWriter; cloud.region is added to the resource). \"otlp\": the OTLP backend at otlp_endpoint (traces_exporter = \"otlp\")."
+
+  validation {
+    condition     = contains(["none", "gcp_otlp", "otlp"], var.metrics_exporter)
+    error_message = "metrics_exporter must be \"none\", \"gcp_otlp\" or \"otlp\"."
+  }
+}
+
 # ---------------------------------------------------------------------------------------------
 # Pub/Sub delivery
 # ---------------------------------------------------------------------------------------------
+
+variable "exactly_once_delivery" {
+  type        = bool
+  default     = false
+  description = "Pull mode only: enable Pub/Sub exactly-once delivery on the subscription. It stops redelivery of a message after a successful ack or while it is leased, so metric counts no longer include those duplicates; it does not remove crier publishing one state twice (two message IDs), redeliveries after a nack or an expired lease (a killed worker); it holds within one region, keyed by Pub/Sub's message ID. docs/RELIABILITY.md has the figures."
+}
 
 variable "request_timeout_seconds" {
   type        = number

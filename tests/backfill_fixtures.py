@@ -17,7 +17,7 @@ from processor.artifacts import ArtifactStore
 from processor.export.exporters import build_resource
 from processor.export.otel import SpanConverter
 from processor.pipeline import Pipeline, PipelineSettings
-from processor.synthetic import SyntheticJob, generate, write_mirror
+from processor.synthetic import Scenario, SyntheticJob, generate, write_mirror
 from processor.tools.backfill import PipelineSink
 
 CORPUS_SIZE = 300
@@ -35,12 +35,17 @@ def expected() -> Mapping[SpanKey, ReceivedSpan]:
     """Return the spans crier's terminal messages alone give: what backfill must export."""
     with TemporaryDirectory() as root:
         write_mirror(corpus(), Path(root))
-        return expected_spans([job.messages[-1] for job in corpus()], Path(root))
+        return expected_spans([job.messages[-1] for job in finished(corpus())], Path(root))
+
+
+def pod_never_ran(job: SyntheticJob) -> bool:
+    """Tell whether the job is the lifecycle whose pod was created but ran no container."""
+    return job.scenario in {Scenario.ABORTED_WHILE_PENDING, Scenario.POD_PENDING_TIMEOUT}
 
 
 def finished(jobs: Iterable[SyntheticJob]) -> list[SyntheticJob]:
-    """Jobs whose terminal message names a folder: the runs backfill traces."""
-    return [job for job in jobs if job.url]
+    """Jobs whose terminal message names a folder and whose pod ran: the runs backfill traces."""
+    return [job for job in jobs if job.url and not pod_never_ran(job)]
 
 
 def folder_count(jobs: Iterable[SyntheticJob]) -> int:

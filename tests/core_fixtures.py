@@ -38,6 +38,7 @@ START = "2020-05-07T00:52:15Z"
 PENDING = "2020-05-07T00:52:21Z"
 POD_CREATED = "2020-05-07T00:52:21Z"
 POD_SCHEDULED = "2020-05-07T00:52:22Z"
+SCHEDULED_EVENT = "2020-05-07T00:52:22.123456Z"
 CLONEREFS_START = "2020-05-07T00:52:23Z"
 CLONEREFS_END = "2020-05-07T00:52:35Z"
 INITUPLOAD_START = "2020-05-07T00:52:36Z"
@@ -291,7 +292,7 @@ def podinfo_doc(
                 "type": "Normal",
                 "firstTimestamp": None,
                 "lastTimestamp": None,
-                "eventTime": "2020-05-07T00:52:22.123456Z",
+                "eventTime": SCHEDULED_EVENT,
             },
             {
                 "metadata": {"name": f"{UID}.2"},

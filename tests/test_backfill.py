@@ -6,6 +6,7 @@ import json
 import re
 import shutil
 import threading
+from collections import Counter
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -18,6 +19,7 @@ from backfill_fixtures import (
     expected,
     finished,
     folder_count,
+    pod_never_ran,
     recording_sink,
     spans_of,
 )
@@ -105,13 +107,16 @@ def test_summary_counts_every_folder_once(
     summary = tally.summary("traced")
     jobs = corpus()
     revived = [job for job in jobs if job.abandoned_artifacts]
-    never_started = [job for job in jobs if job.gcs_path and not job.url]
+    never_started = [job for job in jobs if job.gcs_path and (not job.url or pod_never_ran(job))]
     assert revived
     assert never_started
     assert summary.counts.found == folder_count(jobs)
     assert summary.counts.sent == len(finished(jobs))
     assert summary.counts.failed == 0
-    assert {group.reason.split(":")[0]: group.count for group in summary.skipped} == {
+    kinds: Counter[str] = Counter()
+    for group in summary.skipped:
+        kinds[group.reason.split(":")[0]] += group.count
+    assert dict(kinds) == {
         "not finished": len(revived),
         "never started": len(never_started),
     }
@@ -155,7 +160,8 @@ def test_job_filter_does_not_read_folders_of_other_jobs(mirror: Path) -> None:
     assert counting.read_folders
     assert all("/ci-" in folder for folder in counting.read_folders)
     skipped = {group.reason: group.count for group in tally.groups(RunOutcome.SKIPPED)}
-    assert skipped["job name does not match --job"] == counting.listed - len(counting.read_folders)
+    read = set(counting.read_folders)  # a run that is read may be read more than once
+    assert skipped["job name does not match --job"] == counting.listed - len(read)
 
 
 def test_window_keeps_runs_that_finished_inside_it(mirror: Path) -> None:

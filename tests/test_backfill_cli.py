@@ -13,10 +13,11 @@ from pathlib import Path
 import pytest
 from backfill_fixtures import BUCKET, corpus, expected, finished, folder_count
 from support.oracle import assert_traces_complete
-from support.otlp_receiver import OtlpReceiver
+from support.otlp_receiver import OtlpReceiver, metric_totals
 
 from processor.cli import main
 from processor.config import load_settings
+from processor.core.metrics import RUN_DURATION
 from processor.synthetic import message_bytes, write_mirror
 from processor.tools.backfill import backfill_settings
 
@@ -28,6 +29,7 @@ OTEL_VARIABLES = (
     "OTEL_EXPORTER_OTLP_ENDPOINT",
     "PROWTRACE_ARTIFACTS",
     "PROWTRACE_ID_MODE",
+    "OTEL_METRICS_EXPORTER",
 )
 
 
@@ -69,6 +71,45 @@ def test_backfill_exports_the_oracles_spans_over_otlp(
     assert captured.out.startswith(f"backfill: {found} runs found in ")
     assert f": {sent} traced, {found - sent} skipped, 0 failed" in captured.out.splitlines()[0]
     assert f"backfill: {found}/{found} runs ({sent} traced" in captured.err
+
+
+def _metrics_to(receiver: OtlpReceiver, monkeypatch: pytest.MonkeyPatch) -> None:
+    for name, value in {
+        "OTEL_METRICS_EXPORTER": "otlp",
+        "OTEL_EXPORTER_OTLP_METRICS_ENDPOINT": receiver.http_metrics_endpoint,
+        "OTEL_METRIC_EXPORT_INTERVAL": "600000",
+    }.items():
+        monkeypatch.setenv(name, value)
+
+
+def test_backfill_with_metrics_counts_each_traced_run_once(
+    mirror: Path, receiver: OtlpReceiver, clean_env: pytest.MonkeyPatch
+) -> None:
+    """--metrics: one executing duration per traced run (backfill sends terminal states only)."""
+    _metrics_to(receiver, clean_env)
+    assert (
+        main(["backfill", f"gs://{BUCKET}/", "--artifacts-mirror", str(mirror), "--metrics"]) == 0
+    )
+    states = [
+        point.attributes["cicd.pipeline.run.state"]
+        for point in receiver.points()
+        if point.metric == RUN_DURATION
+    ]
+    counted = sum(
+        count
+        for (metric, _), (count, _) in metric_totals(receiver.points()).items()
+        if metric == RUN_DURATION
+    )
+    assert (set(states), counted) == ({"executing"}, len(finished(corpus())))
+
+
+def test_backfill_records_no_metrics_unless_asked(
+    mirror: Path, receiver: OtlpReceiver, clean_env: pytest.MonkeyPatch
+) -> None:
+    """OTEL_METRICS_EXPORTER alone does not make backfill count history."""
+    _metrics_to(receiver, clean_env)
+    assert main(["backfill", f"gs://{BUCKET}/", "--artifacts-mirror", str(mirror)]) == 0
+    assert receiver.metric_requests == 0
 
 
 def test_dry_run_prints_crier_messages_and_sends_nothing(

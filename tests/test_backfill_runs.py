@@ -10,8 +10,10 @@ from typing import Any
 import pytest
 
 from processor.artifacts import UnsupportedLocation
+from processor.core import facts
 from processor.synthetic import Scenario, SyntheticJob, generate, message_bytes
 from processor.tools.backfill_runs import (
+    NEVER_RAN,
     RunMessage,
     RunOutcome,
     RunResult,
@@ -20,6 +22,7 @@ from processor.tools.backfill_runs import (
     go_marshal,
     independent_prefixes,
     job_segment,
+    never_ran,
     parse_moment,
     report_message,
 )
@@ -293,3 +296,41 @@ def test_corpus_lifecycles_without_a_started_pod_are_skipped(
         result = assess(job.gcs_path, job.artifacts["prowjob.json"], Selection())
         assert isinstance(result, RunResult)
         assert result.reason.startswith("never started")
+
+
+def _facts(document: dict[str, Any]) -> facts.ProwJob:
+    return facts.parse_prowjob(json.dumps(document).encode())
+
+
+CRIER_STARTED = facts.Started(timestamp=None, uploader=facts.CRIER_UPLOADER)
+CRIER_FINISHED = facts.Finished(timestamp=None, passed=False, uploader=facts.CRIER_UPLOADER)
+
+
+def test_a_pod_with_only_crier_files_never_ran() -> None:
+    """Crier's started/finished.json and no podinfo: the pod's containers never ran."""
+    assert never_ran(_facts(prowjob()), CRIER_STARTED, CRIER_FINISHED, None) == NEVER_RAN
+
+
+def test_a_pod_utils_started_json_means_the_pod_ran() -> None:
+    """A started.json of initupload's own replaces crier's: the pod ran."""
+    started = facts.Started(timestamp=None, uploader="initupload")
+    assert never_ran(_facts(prowjob()), started, CRIER_FINISHED, None) == ""
+
+
+def test_a_started_container_in_podinfo_means_the_pod_ran() -> None:
+    """podinfo.json showing a started init container: the pod ran, whatever crier wrote."""
+    run = facts.ContainerRun("clonerefs", datetime(2026, 11, 1, tzinfo=UTC), None, None)
+    podinfo = facts.PodInfo(init_containers=(run,))
+    assert never_ran(_facts(prowjob()), CRIER_STARTED, CRIER_FINISHED, podinfo) == ""
+
+
+def test_jobs_of_agents_without_a_pod_are_never_skipped_as_never_started() -> None:
+    """A tekton-pipeline job has only crier's files by nature: it still ran."""
+    document = prowjob(spec={"job": "ci-foo", "type": "periodic", "agent": "tekton-pipeline"})
+    assert never_ran(_facts(document), CRIER_STARTED, CRIER_FINISHED, None) == ""
+
+
+def test_message_keeps_the_trailing_slash_crier_cuts_out_of_status_url() -> None:
+    """status.url ending in '/' (knative's template): crier's gcs_path ends in '/' too."""
+    message = report_message(prowjob(url=URL + "/"), FOLDER)
+    assert message["gcs_path"] == FOLDER + "/"

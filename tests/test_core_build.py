@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -19,13 +20,15 @@ from core_fixtures import (
     JOB,
     MAIN_COMMANDS,
     MAIN_SHA,
+    MERGED_SHA,
     PENDING,
     PENDING_PUBLISH,
     POD_CREATED,
     POD_NODE,
-    POD_SCHEDULED,
     PUBLISH,
+    PULL_SHA,
     SCENARIOS,
+    SCHEDULED_EVENT,
     SIDECAR_END,
     SNOWFLAKE_INSTANT,
     START,
@@ -296,13 +299,14 @@ def test_stale_prowjob_past_grace_ends_the_root_at_publish_time() -> None:
     assert root.attributes[sc.CICD_PIPELINE_RESULT] == "failure"
 
 
-def test_without_prowjob_the_root_sits_at_publish_time() -> None:
-    """With no prowjob.json (build-ID mode), the root is placed at the publish time."""
+def test_without_prowjob_the_root_starts_at_the_snowflake_instant() -> None:
+    """With no artifacts at all (build-ID mode), the root runs from the build ID's instant."""
     spans = SCENARIOS["no prowjob.json"]()
     assert [(span.path, span.start_ns, span.end_ns) for span in spans] == [
-        ("", to_ns(PUBLISH), to_ns(PUBLISH))
+        ("", to_ns(SNOWFLAKE_INSTANT), to_ns(PUBLISH))
     ]
     assert spans[0].attributes[sc.PROW_TIMING_SOURCE] == "publish_time"
+    assert spans[0].attributes[sc.PROW_TIMING_ESTIMATED] is True
 
 
 # --- queue -----------------------------------------------------------------------------------
@@ -356,14 +360,30 @@ def test_replayed_pending_message_with_final_prowjob_gives_the_same_queue() -> N
     assert replayed == [by_path(terminal_spans())["queue"]]
 
 
-def test_pending_message_without_pending_time_falls_back_to_publish_time() -> None:
-    """Past the grace period without pendingTime or snowflake, the publish time ends the queue."""
+def test_pending_message_without_pending_time_or_snowflake_has_no_queue_span() -> None:
+    """Without pendingTime or a snowflake the pending instant is unknown: no queue is invented."""
     arts = artifacts(
         prowjob=prowjob_doc(state="triggered", build_id=TOT_BUILD_ID, pending=None, completion=None)
     )
-    [queue] = job_spans(traceable("pending"), arts, PENDING_PUBLISH)
-    assert queue.end_ns == to_ns(PENDING_PUBLISH)
-    assert queue.attributes[sc.PROW_TIMING_SOURCE] == "publish_time"
+    assert job_spans(traceable("pending"), arts, PENDING_PUBLISH) == []
+
+
+def test_snowflake_dates_the_queue_when_prowjob_lacks_pending_time() -> None:
+    """A ProwJob from before pendingTime existed: the snowflake build ID ends the queue."""
+    arts = artifacts(prowjob=prowjob_doc(pending=None))
+    spans = by_path(job_spans(traceable("success"), arts, PUBLISH))
+    assert spans["queue"].end_ns == to_ns(SNOWFLAKE_INSTANT)
+    assert spans["queue"].attributes[sc.PROW_TIMING_SOURCE] == "snowflake"
+
+
+def test_queue_is_the_same_from_the_pending_and_the_terminal_message() -> None:
+    """The queue span depends on artifacts only, never on which message or publish time."""
+    pending_arts = artifacts(prowjob=prowjob_doc(state="pending", pending=None, completion=None))
+    (from_pending,) = job_spans(traceable("pending"), pending_arts, PENDING_PUBLISH)
+    terminal = by_path(
+        job_spans(traceable("success"), artifacts(prowjob=prowjob_doc(pending=None)), PUBLISH)
+    )
+    assert from_pending == terminal["queue"]
 
 
 def test_pending_message_without_prowjob_emits_nothing() -> None:
@@ -386,7 +406,8 @@ def test_pod_runs_from_creation_to_the_last_container_end() -> None:
 def test_schedule_runs_from_creation_to_pod_scheduled() -> None:
     """pod/schedule spans creation to the PodScheduled condition."""
     schedule = by_path(terminal_spans())["pod/schedule"]
-    assert (schedule.start_ns, schedule.end_ns) == (ns(POD_CREATED), ns(POD_SCHEDULED))
+    # the Scheduled event's MicroTime, inside the condition's (truncated) second
+    assert (schedule.start_ns, schedule.end_ns) == (ns(POD_CREATED), ns(SCHEDULED_EVENT))
 
 
 def test_container_spans_use_their_terminated_times() -> None:
@@ -684,3 +705,93 @@ def test_pending_queue_matches_terminal_queue_when_the_job_ends_within_a_second(
         pending - timedelta(seconds=5), pending, pending, build_id
     )
     assert pending_queue == terminal_queue
+
+
+# --- real-Prow shapes (issue 10) ---------------------------------------------------------------
+
+CRIER = {"uploader": "crier"}
+
+
+def _crier_started() -> dict[str, Any]:
+    return {"timestamp": STARTED_EPOCH, "repo-commit": MERGED_SHA, "metadata": CRIER}
+
+
+def _crier_finished(state: str) -> dict[str, Any]:
+    return {"timestamp": FINISHED_EPOCH, "passed": False, "metadata": CRIER, "result": state}
+
+
+def test_crier_written_started_and_finished_make_no_test_container() -> None:
+    """Crier's stand-ins carry the ProwJob's times: no container span is made of them."""
+    arts = artifacts(
+        prowjob=prowjob_doc(state="error", description="Pod pending timeout."),
+        started=_crier_started(),
+        finished=_crier_finished("error"),
+    )
+    spans = by_path(job_spans(traceable("error"), arts, PUBLISH))
+    assert set(spans) == {"", "queue", "pod"}
+    assert spans["pod"].attributes[sc.PROW_TIMING_ESTIMATED] is True
+
+
+def test_pod_pending_timeout_is_an_error_with_its_own_error_type() -> None:
+    """Plank's "Pod pending timeout.": result error, error.type pod_pending_timeout."""
+    arts = artifacts(prowjob=prowjob_doc(state="error", description="Pod pending timeout."))
+    root = job_spans(traceable("error"), arts, PUBLISH)[0]
+    assert root.attributes[sc.CICD_PIPELINE_RESULT] == sc.RESULT_ERROR
+    assert root.attributes[sc.ERROR_TYPE] == sc.ERROR_POD_PENDING_TIMEOUT
+
+
+def test_crier_finished_json_is_no_evidence_of_a_failed_test() -> None:
+    """A failure whose finished.json is crier's says nothing of why: error.type _OTHER."""
+    arts = artifacts(prowjob=prowjob_doc(), finished=_crier_finished("failure"))
+    root = job_spans(traceable("failure"), arts, PUBLISH)[0]
+    assert root.attributes[sc.ERROR_TYPE] == sc.ERROR_OTHER
+
+
+@pytest.mark.parametrize("agent", ["tekton-pipeline", "jenkins"])
+def test_jobs_of_agents_without_a_pod_get_no_pod_spans(agent: str) -> None:
+    """Tekton and Jenkins jobs run no pod: root and queue only, whatever files exist."""
+    doc = prowjob_doc(state="success")
+    doc["spec"]["agent"] = agent
+    arts = artifacts(prowjob=doc, started=_crier_started(), finished=_crier_finished("success"))
+    assert set(by_path(job_spans(traceable("success"), arts, PUBLISH))) == {"", "queue"}
+
+
+def test_untimed_clone_records_share_the_clonerefs_window_as_estimates() -> None:
+    """Clone records without durations: commands spread over clonerefs' window, estimated."""
+    records = clone_records_doc()
+    for record in records:
+        record.pop("duration")
+        for command in record["commands"]:
+            command.pop("duration")
+    arts = artifacts(
+        prowjob=prowjob_doc(), clone_records=records, started=started_doc(), finished=finished_doc()
+    )
+    spans = job_spans(traceable("failure"), arts, PUBLISH)
+    clonerefs = by_path(spans)["pod/init/clonerefs"]
+    commands = [span for span in spans if span.parent and span.parent.count("/clone/") == 1]
+    assert clonerefs.end_ns == STARTED_EPOCH * 1_000_000_000
+    assert clonerefs.start_ns == to_ns(SNOWFLAKE_INSTANT)  # the pod's (estimated) start
+    assert all(span.end_ns > span.start_ns for span in commands)
+    assert all(span.attributes[sc.PROW_TIMING_ESTIMATED] is True for span in commands)
+
+
+def test_gcs_path_with_a_trailing_slash_gives_the_same_spans() -> None:
+    """Crier's gcs_path ends in '/' when the URL template does; the spans do not change."""
+    arts = artifacts(prowjob=prowjob_doc())
+    plain = job_spans(traceable("success"), arts, PUBLISH)
+    slashed = traceable("success")
+    slashed = replace(
+        slashed, message=replace(slashed.message, gcs_path=slashed.message.gcs_path + "/")
+    )
+    assert job_spans(slashed, arts, PUBLISH) == plain
+
+
+def test_presubmit_head_revision_is_the_pulls_commit_on_root_and_clone() -> None:
+    """vcs.ref.head.revision: the pull's SHA on the root and the clone span alike."""
+    spans = by_path(terminal_spans())
+    clone = next(
+        span for path, span in spans.items() if path.endswith("clone/kubernetes/kubernetes")
+    )
+    assert spans[""].attributes[sc.VCS_REF_HEAD_REVISION] == PULL_SHA
+    assert clone.attributes[sc.VCS_REF_HEAD_REVISION] == PULL_SHA
+    assert clone.attributes[sc.PROW_CLONE_FINAL_SHA] == MERGED_SHA

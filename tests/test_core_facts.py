@@ -23,6 +23,7 @@ from core_fixtures import (
     POD_NODE,
     POD_SCHEDULED,
     PULL_SHA,
+    SCHEDULED_EVENT,
     START,
     STARTED_EPOCH,
     TEST_INFRA_SHA,
@@ -253,12 +254,20 @@ def test_podinfo_pod_identity_and_phase() -> None:
 
 def test_podinfo_creation_and_true_conditions() -> None:
     """Creation time and the transition times of conditions that are True are read."""
-    info = facts.parse_podinfo(encode(podinfo_doc()))
+    doc = podinfo_doc()
+    doc["events"] = []
+    info = facts.parse_podinfo(encode(doc))
     assert (info.created, info.scheduled, info.initialized) == (
         instant(POD_CREATED),
         instant(POD_SCHEDULED),
         instant(POD_INITIALIZED),
     )
+
+
+def test_podinfo_scheduled_takes_the_scheduled_events_microseconds() -> None:
+    """The Scheduled event (a MicroTime) refines PodScheduled's second-truncated time."""
+    info = facts.parse_podinfo(encode(podinfo_doc()))
+    assert info.scheduled == instant(SCHEDULED_EVENT)
 
 
 def test_podinfo_false_condition_is_ignored() -> None:

@@ -181,6 +181,10 @@ EXPECTED_FILES = {
     Scenario.TOT_BUILD_ID: BASE | {"clone-records.json", "podinfo.json"},
     Scenario.POD_REVIVED: BASE | {"clone-records.json", "podinfo.json"},
     Scenario.FLAKY_CLONE: BASE | {"clone-records.json", "podinfo.json"},
+    Scenario.POD_PENDING_TIMEOUT: BASE,
+    Scenario.IMAGE_PULL_BACKOFF: BASE | {"clone-records.json", "podinfo.json"},
+    Scenario.TEKTON_PIPELINE: BASE,
+    Scenario.LEGACY_ARTIFACTS: BASE | {"clone-records.json"},
 }
 EXPECTED_STATES = {
     Scenario.PRESUBMIT_FAILURE: ["triggered", "pending", "failure"],
@@ -190,6 +194,8 @@ EXPECTED_STATES = {
     Scenario.ABORTED_WHILE_RUNNING: ["triggered", "pending", "aborted"],
     Scenario.ERROR_BEFORE_PENDING: ["triggered", "error"],
     Scenario.ERROR_EMPTY_JOB: ["error"],
+    Scenario.POD_PENDING_TIMEOUT: ["triggered", "pending", "error"],
+    Scenario.IMAGE_PULL_BACKOFF: ["triggered", "pending", "error"],
 }
 
 
@@ -288,6 +294,55 @@ def test_revived_pod_moves_the_job_to_a_new_build(each: list[SyntheticJob]) -> N
         assert load(job, "prowjob.json")["status"]["pod_revival_count"] == 1
 
 
+def test_pod_pending_timeout_is_a_2019_error_with_only_crier_files(
+    each: list[SyntheticJob],
+) -> None:
+    """Plank's "Pod pending timeout.": no pendingTime (pre-Oct-2019), crier's files only."""
+    for job in of(each, Scenario.POD_PENDING_TIMEOUT):
+        status = load(job, "prowjob.json")["status"]
+        assert (status["state"], status["description"]) == ("error", "Pod pending timeout.")
+        assert "pendingTime" not in status
+        assert load(job, "started.json")["metadata"] == {"uploader": "crier"}
+        assert load(job, "finished.json")["metadata"] == {"uploader": "crier"}
+
+
+def test_image_pull_backoff_leaves_a_pending_pod_with_a_waiting_test(
+    each: list[SyntheticJob],
+) -> None:
+    """An unpullable test image: Pending pod, test in ImagePullBackOff, crier's finished.json."""
+    for job in of(each, Scenario.IMAGE_PULL_BACKOFF):
+        podinfo = load(job, "podinfo.json")
+        status = podinfo["pod"]["status"]
+        assert status["phase"] == "Pending"
+        test = next(c for c in status["containerStatuses"] if c["name"] == "test")
+        assert test["state"]["waiting"]["reason"] == "ImagePullBackOff"
+        assert any(event["reason"] == "Failed" for event in podinfo["events"])
+        assert "metadata" not in load(job, "started.json")
+        assert load(job, "finished.json")["metadata"] == {"uploader": "crier"}
+        assert load(job, "prowjob.json")["status"]["description"] == "Pod pending timeout."
+
+
+def test_tekton_job_has_no_pod(each: list[SyntheticJob]) -> None:
+    """A tekton-pipeline ProwJob: no pod_spec, no decoration, no pod_name; crier's files."""
+    for job in of(each, Scenario.TEKTON_PIPELINE):
+        document = load(job, "prowjob.json")
+        assert document["spec"]["agent"] == "tekton-pipeline"
+        assert not {"pod_spec", "decoration_config"} & set(document["spec"])
+        assert "pod_name" not in document["status"]
+        assert load(job, "started.json")["metadata"] == {"uploader": "crier"}
+
+
+def test_legacy_artifacts_have_pre_2022_shapes(each: list[SyntheticJob]) -> None:
+    """No pendingTime, clone records without durations, and URLs ending in '/'."""
+    for job in of(each, Scenario.LEGACY_ARTIFACTS):
+        assert "pendingTime" not in load(job, "prowjob.json")["status"]
+        records = json.loads(job.artifacts["clone-records.json"])
+        assert not any("duration" in record for record in records)
+        assert not any("duration" in c for record in records for c in record.get("commands", ()))
+        assert job.url.endswith("/")
+        assert job.messages[-1].data["gcs_path"] == job.gcs_path + "/"
+
+
 def test_aborted_while_pending_has_crier_written_files(each: list[SyntheticJob]) -> None:
     """No pod utility ran, so crier wrote started.json and finished.json (result = state)."""
     for job in of(each, Scenario.ABORTED_WHILE_PENDING):
@@ -370,10 +425,12 @@ def test_gcs_paths_follow_target_go(each: list[SyntheticJob]) -> None:
 
 
 def test_url_is_the_spyglass_view_of_the_folder(each: list[SyntheticJob]) -> None:
-    """``url`` is the Deck prefix plus ``gs/`` plus the folder."""
+    """``url`` is the Deck prefix plus ``gs/`` plus the folder (legacy templates add a '/')."""
     for job in each:
         if job.url:
-            assert job.url == "https://prow.example.com/view/gs/" + job.gcs_path[len("gs://") :]
+            view = "https://prow.example.com/view/gs/" + job.gcs_path[len("gs://") :]
+            legacy = job.scenario in {Scenario.LEGACY_ARTIFACTS, Scenario.POD_PENDING_TIMEOUT}
+            assert job.url == view + ("/" if legacy else "")
             assert job.messages[-1].data["url"] == job.url
 
 
@@ -405,6 +462,8 @@ def test_pending_time_is_truncated_pod_creation(fleet: list[SyntheticJob]) -> No
     for job in fleet:
         if job.scenario in {Scenario.TOT_BUILD_ID, Scenario.POD_REVIVED} or not job.url:
             continue
+        if job.scenario in {Scenario.LEGACY_ARTIFACTS, Scenario.POD_PENDING_TIMEOUT}:
+            continue  # written before Prow recorded pendingTime
         pending_time = job.prowjob_at("pending")["status"]["pendingTime"]
         assert seconds(pending_time) == snowflake_ms(int(job.build_id)) // 1000
 
@@ -486,6 +545,8 @@ def test_command_durations_sum_to_just_under_the_record(fleet: list[SyntheticJob
     for job in fleet:
         if "clone-records.json" not in job.artifacts:
             continue
+        if job.scenario is Scenario.LEGACY_ARTIFACTS:
+            continue  # written before clonerefs recorded durations
         for record in load(job, "clone-records.json")[1:]:
             durations = [c["duration"] for c in record["commands"]]
             assert all(type(d) is int and d > 0 for d in durations)

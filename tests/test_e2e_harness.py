@@ -55,13 +55,16 @@ def test_the_session_corpus_does_not_depend_on_publish_times(e2e_corpus: E2eCorp
 
 
 def test_publish_time_dependence_is_detected(tmp_path: Path) -> None:
-    """A job whose prowjob.json lacks its times is timed by publish times, and that is reported."""
+    """A job whose artifacts give no end is timed by publish times, and that is reported."""
     jobs = list(generate(1, seed=0))
     write_mirror(jobs, tmp_path)
-    prowjob_file = mirror_path(tmp_path, jobs[0].gcs_path) / "prowjob.json"
-    prowjob = json.loads(prowjob_file.read_bytes())
+    folder = mirror_path(tmp_path, jobs[0].gcs_path)
+    prowjob = json.loads((folder / "prowjob.json").read_bytes())
     del prowjob["status"]["completionTime"]
-    prowjob_file.write_text(json.dumps(prowjob))
+    (folder / "prowjob.json").write_text(json.dumps(prowjob))
+    # finished.json and podinfo.json would date the end too
+    for name in ("finished.json", "podinfo.json"):
+        (folder / name).unlink(missing_ok=True)
     assert publish_time_dependent_spans(stream(jobs), tmp_path)
 
 

@@ -24,8 +24,16 @@ from support.e2e import (
 )
 from support.fault_plan import fault_plan, report_figures
 from support.fault_rig import FaultCorpus, fault_corpus, publish_batched
+from support.metrics_truth import (
+    corpus_truth,
+    metrics_env,
+    received_tallies,
+    total_count,
+)
 from support.otlp_receiver import OtlpReceiver
 
+from processor.core import semconv as sc
+from processor.core.metrics import RUN_DURATION
 from processor.synthetic import message_bytes
 from processor.tools.demo.pubsub_emulator import PubSubEmulator
 
@@ -52,7 +60,9 @@ def test_duplicated_shuffled_stream_gives_the_same_spans(
     random.Random(5).shuffle(payloads)  # noqa: S311 - a reproducible order, not a secret
     late_starts = _jobs_ending_before_starting(payloads)
     with OtlpReceiver() as receiver, ConsumerSet(tmp_path / "logs") as consumers:
-        env = consumer_env(pubsub_emulator.host, receiver, corpus.mirror)
+        env = consumer_env(
+            pubsub_emulator.host, receiver, corpus.mirror, extra=metrics_env(receiver)
+        )
         one = consumers.start_pull(route.subscription, env, name="one")
         two = consumers.start_pull(route.subscription, env, name="two")
         published = set(publish_batched(pubsub_emulator, route.topic, payloads))
@@ -66,8 +76,14 @@ def test_duplicated_shuffled_stream_gives_the_same_spans(
         received = receiver.unique_spans()  # raises SpanConflict on one ID with two contents
         acked = (len(one.acked_message_ids()), len(two.acked_message_ids()))
         outcomes = consumers.processes[0].outcomes() + consumers.processes[1].outcomes()
-        consumers.stop_all()
+        consumers.stop_all()  # SIGTERM: each consumer flushes its counts
         unacked = count_unacked(pubsub_emulator, route.subscription)
+        counted = received_tallies(receiver.points())
+    truth = corpus_truth(corpus.jobs)
+    runs = {
+        state: (total_count(counted, RUN_DURATION, state), total_count(truth, RUN_DURATION, state))
+        for state in (sc.RUN_STATE_PENDING, sc.RUN_STATE_EXECUTING)
+    }
     report_figures(
         "duplicates_shuffled",
         {
@@ -86,9 +102,12 @@ def test_duplicated_shuffled_stream_gives_the_same_spans(
             "span_id_conflicts": 0,
             "lost_traces": len(corpus.trace_ids - {trace for trace, _ in received}),
             "left_unacked": unacked,
+            "metric_runs_counted_vs_true": {state: list(pair) for state, pair in runs.items()},
         },
         plan=PLAN,
     )
+    # At-least-once: every copy that was exported is counted; nothing is counted less than once.
+    assert all(counted_runs >= true_runs > 0 for counted_runs, true_runs in runs.values()), runs
     assert min(acked) > 0, "one consumer got nothing: not a shared subscription"
     assert (outcomes["retry"], unacked) == (0, 0)
     assert late_starts > 0, "the shuffle never put a job's end before its start"

@@ -27,9 +27,17 @@ from support.e2e import (
 )
 from support.fault_plan import fault_plan, report_figures
 from support.fault_rig import FaultCorpus, fault_corpus
+from support.metrics_truth import (
+    corpus_truth,
+    metrics_env,
+    received_tallies,
+    total_count,
+)
 from support.oracle import assert_traces_complete
 from support.otlp_receiver import OtlpReceiver
 
+from processor.core import semconv as sc
+from processor.core.metrics import RUN_DURATION
 from processor.synthetic import Published
 from processor.tools.demo.pubsub_emulator import PubSubEmulator
 
@@ -42,6 +50,8 @@ ACK_DEADLINE_SECONDS = 10
 SLOW_EXPORT_SECONDS = 0.3
 """Each export takes this long, so a kill lands while exports are in flight."""
 RECOVERY_TIMEOUT = ACK_DEADLINE_SECONDS + 60.0
+METRIC_INTERVAL_MS = 2000
+"""Consumers export metrics this often: a SIGKILL loses what was counted since the last export."""
 
 
 @pytest.fixture(scope="module")
@@ -70,7 +80,12 @@ def test_consumer_sigkilled_mid_stream_loses_no_trace(
     )
     kills: list[dict[str, object]] = []
     with OtlpReceiver() as receiver, ConsumerSet(tmp_path / "logs") as consumers:
-        env = consumer_env(pubsub_emulator.host, receiver, corpus.mirror)
+        env = consumer_env(
+            pubsub_emulator.host,
+            receiver,
+            corpus.mirror,
+            extra=metrics_env(receiver, interval_ms=METRIC_INTERVAL_MS),
+        )
         receiver.set_delay(SLOW_EXPORT_SECONDS)
         consumer = consumers.start_pull(route.subscription, env, name="consumer-0")
         for index, part in enumerate(parts(corpus.messages, PLAN.sigkills + 1)):
@@ -110,8 +125,14 @@ def test_consumer_sigkilled_mid_stream_loses_no_trace(
         delivered = len(receiver.spans())
         lost = corpus.trace_ids - {span.trace_id for span in receiver.spans()}
         acked = consumers.acked_message_ids()
-        consumers.stop_all()
+        consumers.stop_all()  # SIGTERM: the last consumer flushes its counts
         unacked = count_unacked(pubsub_emulator, route.subscription)
+        counted = received_tallies(receiver.points())
+    truth = corpus_truth(corpus.jobs)
+    runs = {
+        state: [total_count(counted, RUN_DURATION, state), total_count(truth, RUN_DURATION, state)]
+        for state in (sc.RUN_STATE_PENDING, sc.RUN_STATE_EXECUTING)
+    }
     report_figures(
         "consumer_sigkill",
         {
@@ -129,6 +150,8 @@ def test_consumer_sigkilled_mid_stream_loses_no_trace(
             "extra_span_deliveries": delivered - corpus.span_emissions,
             "lost_traces": len(lost),
             "left_unacked": unacked,
+            "metric_export_interval_ms": METRIC_INTERVAL_MS,
+            "metric_runs_counted_vs_true": runs,
         },
         plan=PLAN,
     )

@@ -33,7 +33,11 @@ def _trace(scenario: Scenario, tmp_path: Path) -> tuple[SyntheticJob, list[Recei
 
 
 def render(spans: list[ReceivedSpan]) -> str:
-    """Return the trace as indented text, children in start order, times relative to the root."""
+    """Return the trace as indented text, times relative to the root.
+
+    Children in start order, ties in the order prowtrace emitted them (the artifacts' order), as
+    ``prowtrace show`` draws them.
+    """
     if not spans:
         return "(no spans)\n"
     by_parent: dict[str, list[ReceivedSpan]] = {}
@@ -58,12 +62,12 @@ def render(spans: list[ReceivedSpan]) -> str:
             at = (event.time_ns - origin) / 1e6
             shown = ", ".join(f"{k}={v!r}" for k, v in sorted(event.attributes.items()))
             lines.append(f"{pad}  @ +{at:.3f}ms {event.name} {shown}")
-        for child in sorted(by_parent.get(span.span_id, []), key=lambda s: (s.start_ns, s.name)):
+        for child in sorted(by_parent.get(span.span_id, []), key=lambda s: s.start_ns):
             walk(child, depth + 1)
 
     roots = [span for span in spans if not span.parent_span_id]
     roots += orphans({s.key: s for s in spans})
-    for root in sorted(roots, key=lambda s: (s.start_ns, s.name)):
+    for root in sorted(roots, key=lambda s: s.start_ns):
         walk(root, 0)
     return "\n".join(lines) + "\n"
 

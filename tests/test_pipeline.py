@@ -229,14 +229,14 @@ def test_stale_triggered_prowjob_delays_the_pending_message() -> None:
 
 
 def test_stale_prowjob_past_grace_emits_what_exists() -> None:
-    """After the grace period a stale prowjob.json is used as is; the root ends at publish time."""
+    """After the grace period a stale prowjob.json is used as is; finished.json ends the root."""
     exporter = InMemorySpanExporter()
     store = full_store(prowjob=prowjob_doc(state="pending", completion=None))
     result = pipeline(store, exporter, now=PAST_GRACE).handle(delivery())
     assert result.outcome is Outcome.EXPORTED
     root = by_name(exporter.get_finished_spans())[f"RUN {JOB}"]
     assert root.attributes is not None
-    assert root.attributes[sc.PROW_TIMING_SOURCE] == "publish_time"
+    assert root.attributes[sc.PROW_TIMING_SOURCE] == "artifacts"
     assert root.attributes[sc.CICD_PIPELINE_RESULT] == "failure"
 
 

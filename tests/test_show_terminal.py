@@ -89,7 +89,9 @@ def test_rows_are_nested_with_tree_guides() -> None:
     assert "\n  ├─init/clonerefs " in text
     assert "\n  │ ├─clone kubernetes/kubernetes " in text
     assert "\n  │ │ ├─git init /home/prow/go/src/k8s.io/kubernetes " in text
-    assert "\n  └─✗ container/test" in text
+    # test and sidecar start together: they keep podinfo.json's order, test first
+    assert "\n  ├─✗ container/test" in text
+    assert "\n  └─container/sidecar" in text
 
 
 def test_durations_are_shown_for_people() -> None:
@@ -195,7 +197,7 @@ def test_an_ascii_terminal_gets_ascii_bars() -> None:
     stream.flush()
     text = raw.getvalue().decode("ascii")
 
-    assert "`-x container/test" in text
+    assert "|-x container/test" in text
     assert "#" * 20 in text
 
 

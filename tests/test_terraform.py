@@ -510,13 +510,14 @@ def _runtime_grants() -> dict[str, str]:
 
 
 def test_runtime_account_holds_only_the_roles_it_needs() -> None:
-    """The runtime account reads artifacts, writes traces, pulls, reads the secret: no logging role.
+    """The runtime account reads artifacts, writes traces and metrics, pulls, reads the secret.
 
-    Cloud Run ships the container's stdout/stderr to Cloud Logging itself.
+    No logging role: Cloud Run ships the container's stdout/stderr to Cloud Logging itself.
     """
     assert _runtime_grants() == {
         "google_storage_bucket_iam_member.artifact_reader": "roles/storage.objectViewer",
         "google_project_iam_member.trace_writer": "${local.trace_writer_role}",
+        "google_project_iam_member.metrics_writer": "roles/telemetry.metricsWriter",
         "google_pubsub_subscription_iam_member.runtime_pull": "roles/pubsub.subscriber",
         "google_secret_manager_secret_iam_member.otlp_headers": (
             "roles/secretmanager.secretAccessor"
@@ -530,6 +531,35 @@ def test_trace_writer_role_matches_the_exporter() -> None:
     assert "'gcp_otlp': 'roles/telemetry.tracesWriter'" in mapping
     assert "'gcp_trace': 'roles/cloudtrace.agent'" in mapping
     assert "'otlp': None" in mapping
+
+
+def test_metrics_writer_role_only_for_the_telemetry_api_metrics_exporter() -> None:
+    """roles/telemetry.metricsWriter is granted only with metrics_exporter = "gcp_otlp"."""
+    grant = _resource("google_project_iam_member", "metrics_writer")
+    assert _one(grant, "count") == "${local.gcp_metrics ? 1 : 0}"
+    assert _locals()["gcp_metrics"][0] == '${var.metrics_exporter == "gcp_otlp"}'
+
+
+def test_telemetry_api_metrics_carry_the_region_as_their_location() -> None:
+    """With gcp_otlp metrics, cloud.region joins OTEL_RESOURCE_ATTRIBUTES (the API needs one)."""
+    assert "cloud.region=${var.region}" in str(_locals()["resource_attributes"])
+
+
+def test_otlp_metrics_need_the_otlp_trace_endpoint() -> None:
+    """metrics_exporter = "otlp" is refused at plan time unless traces go to otlp_endpoint too."""
+    checks = _resource("terraform_data", "input_checks")
+    conditions = [_one(check, "condition") for check in _one(checks, "lifecycle")["precondition"]]
+    assert '${var.metrics_exporter != "otlp" || var.traces_exporter == "otlp"}' in conditions
+
+
+def test_exactly_once_delivery_is_an_option_of_the_pull_subscription_only() -> None:
+    """The subscription takes exactly_once_delivery; a precondition refuses it in push mode."""
+    subscription = _prow_subscription()
+    assert _one(subscription, "enable_exactly_once_delivery") == "${var.exactly_once_delivery}"
+    conditions = [
+        _one(check, "condition") for check in _one(subscription, "lifecycle")["precondition"]
+    ]
+    assert "${local.pull || !var.exactly_once_delivery}" in conditions
 
 
 def test_runtime_subscribes_only_in_pull_mode() -> None:

@@ -11,14 +11,22 @@ from collections.abc import Iterator
 import grpc
 import pytest
 from opentelemetry import trace as trace_api
+from opentelemetry.exporter.otlp.proto.grpc.metric_exporter import (
+    OTLPMetricExporter as GrpcMetricExporter,
+)
 from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import (
     OTLPSpanExporter as GrpcSpanExporter,
 )
 from opentelemetry.exporter.otlp.proto.http import Compression
+from opentelemetry.exporter.otlp.proto.http.metric_exporter import (
+    OTLPMetricExporter as HttpMetricExporter,
+)
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import (
     OTLPSpanExporter as HttpSpanExporter,
 )
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue, KeyValueList
+from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.metrics.export import MetricExporter, PeriodicExportingMetricReader
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import Event, ReadableSpan
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
@@ -29,6 +37,7 @@ from support.otlp_receiver import (
     ReceivedSpan,
     SpanConflict,
     decode_any_value,
+    metric_totals,
 )
 
 TRACE_ID = 0x0123456789ABCDEF0123456789ABCDEF
@@ -321,3 +330,50 @@ def test_decode_any_value_handles_nested_and_binary_values() -> None:
     )
     assert decode_any_value(nested) == {"b": b"\x00"}
     assert decode_any_value(AnyValue()) is None
+
+
+# --- metrics ------------------------------------------------------------------------------------
+
+
+def _record_metrics(exporter: MetricExporter) -> None:
+    """Record one counter and one histogram point through the real SDK and export them."""
+    reader = PeriodicExportingMetricReader(exporter, export_interval_millis=600_000)
+    provider = MeterProvider(
+        metric_readers=[reader], resource=Resource({"service.instance.id": "i-1"})
+    )
+    meter = provider.get_meter("prowtrace.test")
+    meter.create_counter("runs").add(2, {"job": "unit"})
+    meter.create_histogram("seconds", unit="s").record(1.5, {"job": "unit"})
+    provider.shutdown()
+
+
+@pytest.mark.parametrize("transport", ["grpc", "http-gzip"])
+def test_metrics_are_decoded_from_both_transports(receiver: OtlpReceiver, transport: str) -> None:
+    """A counter and a histogram arrive with values, attributes and resource, over gRPC and HTTP."""
+    exporter: MetricExporter = (
+        GrpcMetricExporter(endpoint=receiver.grpc_endpoint, insecure=True, timeout=1)
+        if transport == "grpc"
+        else HttpMetricExporter(
+            endpoint=receiver.http_metrics_endpoint, compression=Compression.Gzip, timeout=1
+        )
+    )
+    _record_metrics(exporter)
+    points = {point.metric: point for point in receiver.points()}
+    assert (points["runs"].kind, points["runs"].value) == ("sum", 2.0)
+    assert (points["seconds"].kind, points["seconds"].count, points["seconds"].value) == (
+        "histogram",
+        1,
+        1.5,
+    )
+    assert points["runs"].resource["service.instance.id"] == "i-1"
+    assert metric_totals(receiver.points())[("runs", frozenset({("job", "unit")}))] == (2, 2.0)
+
+
+def test_refusing_metrics_leaves_traces_accepted(
+    receiver: OtlpReceiver, grpc_exporter: GrpcSpanExporter
+) -> None:
+    """The metrics fault switch is separate: traces still go through while metrics are refused."""
+    receiver.refuse_metrics(grpc.StatusCode.PERMISSION_DENIED)
+    _record_metrics(GrpcMetricExporter(endpoint=receiver.grpc_endpoint, insecure=True, timeout=1))
+    assert grpc_exporter.export([make_span()]) is SpanExportResult.SUCCESS
+    assert (receiver.points(), receiver.refused_requests, len(receiver.spans())) == ([], 1, 1)

@@ -18,8 +18,10 @@ Tree (path → span name)::
     pod/container/<name>                container/<name>   each container; job containers are tasks
 
 Timings, best source first: a snowflake build ID gives the pending instant to the millisecond;
-prowjob.json and the Pod give seconds; the publish time is the last resort. Without podinfo.json
-the pod's inner spans are estimated from started.json/finished.json and marked as such.
+prowjob.json and the Pod give seconds; the publish time is the last resort, and only for the
+root's end (the queue never uses it: it differs between live, replay and backfill). Without
+podinfo.json the pod's inner spans are estimated from the pod's own started.json/finished.json
+(never crier's stand-ins) and marked as such. Jobs of agents other than ``kubernetes`` have no pod.
 """
 
 from __future__ import annotations
@@ -29,8 +31,16 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 
 from processor.core import semconv as sc
-from processor.core.facts import CloneRecord, ContainerRun, JobArtifacts, PodInfo, ProwJob
+from processor.core.facts import (
+    CloneRecord,
+    ContainerRun,
+    Finished,
+    JobArtifacts,
+    PodInfo,
+    ProwJob,
+)
 from processor.core.ids import snowflake_time
+from processor.core.labels import KEEP_ALL_LABELS, LabelFilter
 from processor.core.message import JobState, Traceable
 from processor.core.redact import scrub
 from processor.core.refs import Pull, Refs
@@ -65,26 +75,37 @@ class _Job:
 
 
 def job_spans(
-    traceable: Traceable, artifacts: JobArtifacts, publish_time: datetime
+    traceable: Traceable,
+    artifacts: JobArtifacts,
+    publish_time: datetime,
+    labels: LabelFilter = KEEP_ALL_LABELS,
 ) -> list[SpanRecord]:
-    """Return the spans the message's state calls for, parents before children, fitted."""
+    """Return the spans the message's state calls for, parents before children, fitted.
+
+    Every input that feeds an attribute is normalised first (:func:`folder_url`), so the live
+    stream, a replay, backfill's rebuilt message and a reprocessing give byte-identical spans.
+    """
     message = traceable.message
     prowjob = artifacts.prowjob
     job = _Job(
         name=(prowjob.job if prowjob and prowjob.job else message.job_name),
         job_type=(prowjob.job_type if prowjob and prowjob.job_type else message.job_type),
         build_id=(prowjob.build_id if prowjob and prowjob.build_id else traceable.build_id),
-        url=(prowjob.url if prowjob and prowjob.url else message.url),
-        gcs_path=message.gcs_path,
+        url=folder_url(prowjob.url if prowjob and prowjob.url else message.url),
+        gcs_path=folder_url(message.gcs_path),
         refs=(prowjob.refs if prowjob else message.refs),
         prowjob=prowjob,
     )
-    pending = _pending_instant(job, publish_time if traceable.state is JobState.PENDING else None)
+    # Only artifact facts date the queue's end: a publish time differs between the live stream,
+    # a replay and a backfill, and the span must not.
+    pending = _pending_instant(job)
     if traceable.state is JobState.PENDING:
         queue = _queue_span(job, pending)
         return [queue] if queue else []
     state = JobState(prowjob.state) if prowjob and _is_terminal(prowjob.state) else traceable.state
     root = _root_span(job, state, artifacts, pending, publish_time)
+    if prowjob and prowjob.labels:
+        root = replace(root, attributes={**root.attributes, **labels.attributes(prowjob.labels)})
     records = [root]
     # A revived job's later pods get new build IDs, so this message's build ID no longer dates the
     # first pending instant; the queue span already went out with the pending message.
@@ -103,19 +124,38 @@ def _is_terminal(state: str) -> bool:
         return False
 
 
-def _pending_instant(job: _Job, pending_publish: datetime | None) -> tuple[datetime, str] | None:
-    """Return when the job started running, and the source that said so."""
+def folder_url(url: str) -> str:
+    """Return ``url`` without trailing slashes, so every path to a job names its folder alike.
+
+    Crier's ``gcs_path`` ends in ``/`` when the job URL template does (knative's does); backfill
+    derives it from the folder, without one.
+    """
+    stripped = url.rstrip("/")
+    return stripped if "://" not in url or stripped.partition("://")[2] else url
+
+
+def _pending_instant(job: _Job) -> tuple[datetime, str] | None:
+    """Return when the job started running and the source that said so, or ``None`` if unknown.
+
+    A snowflake build ID is vended as plank creates the pod, so it dates the pending instant to the
+    millisecond; it is trusted when it agrees with pendingTime, or, for ProwJobs written before
+    Prow recorded pendingTime (Oct 2019), when it falls inside the run. A ``tot`` build ID and no
+    pendingTime leave the instant unknown: no queue span is better than an invented one.
+    """
     decoded = snowflake_time(job.build_id)
-    recorded = job.prowjob.pending if job.prowjob else None
-    if decoded and recorded and recorded - _SNOWFLAKE_LEAD <= decoded <= recorded + _SNOWFLAKE_LAG:
-        return decoded, "snowflake"
+    prowjob = job.prowjob
+    recorded = prowjob.pending if prowjob else None
     if recorded:
+        if decoded and recorded - _SNOWFLAKE_LEAD <= decoded <= recorded + _SNOWFLAKE_LAG:
+            return decoded, "snowflake"
         return recorded, "prowjob"
-    if decoded and job.prowjob is None and pending_publish and decoded <= pending_publish:
-        return decoded, "snowflake"
-    if pending_publish:
-        return pending_publish, "publish_time"
-    return None
+    if decoded is None:
+        return None
+    if prowjob and prowjob.start and decoded < prowjob.start - _SNOWFLAKE_LEAD:
+        return None
+    if prowjob and prowjob.completion and decoded > prowjob.completion + _SNOWFLAKE_LAG:
+        return None
+    return decoded, "snowflake"
 
 
 def _run_attributes(job: _Job) -> dict[str, AttributeValue]:
@@ -162,11 +202,18 @@ def _root_span(
     publish_time: datetime,
 ) -> SpanRecord:
     prowjob = job.prowjob
-    start = prowjob.start if prowjob and prowjob.start else None
-    end = prowjob.completion if prowjob and prowjob.completion else None
-    source = "prowjob" if start and end else "publish_time"
-    start = start or (pending[0] if pending else publish_time)
-    end = end or publish_time
+    start, start_source = _run_start(job, artifacts, pending)
+    end, end_source = _run_end(job, artifacts)
+    if start is None:
+        start, start_source = publish_time, "publish_time"
+    if end is None or end < start:
+        end, end_source = max(start, publish_time), "publish_time"
+    if start_source == end_source == "prowjob":
+        source = "prowjob"
+    elif "publish_time" in {start_source, end_source}:
+        source = "publish_time"
+    else:
+        source = "artifacts"
     if pending:
         # completionTime is truncated to the second; the snowflake pending instant is not. Keep
         # the queue span (which ends there) inside the root, as the pending message emitted it.
@@ -178,6 +225,9 @@ def _root_span(
     attributes[sc.CICD_PIPELINE_RESULT] = result
     attributes[sc.PROW_JOB_STATE] = str(state)
     attributes[sc.PROW_TIMING_SOURCE] = source
+    if source != "prowjob":
+        attributes[sc.PROW_TIMING_ESTIMATED] = True
+    attributes.update(_revision_attributes(job.refs, artifacts))
     if error_type:
         attributes[sc.ERROR_TYPE] = error_type
     description = prowjob.description if prowjob else ""
@@ -205,6 +255,59 @@ def _root_span(
     )
 
 
+def _run_start(
+    job: _Job, artifacts: JobArtifacts, pending: tuple[datetime, str] | None
+) -> tuple[datetime | None, str]:
+    """Return the run's start: creation, else the pending instant, else started.json."""
+    if job.prowjob and job.prowjob.start:
+        return job.prowjob.start, "prowjob"
+    if pending:
+        return pending[0], "artifacts"
+    started = artifacts.started.timestamp if artifacts.started else None
+    return started, "artifacts"
+
+
+def _run_end(job: _Job, artifacts: JobArtifacts) -> tuple[datetime | None, str]:
+    """Return the run's end: completionTime, else finished.json, else the last container's end."""
+    if job.prowjob and job.prowjob.completion:
+        return job.prowjob.completion, "prowjob"
+    finished = artifacts.finished.timestamp if artifacts.finished else None
+    if finished:
+        return finished, "artifacts"
+    podinfo = artifacts.podinfo
+    ends = (
+        [
+            run.finished
+            for run in (*podinfo.init_containers, *podinfo.containers)
+            if podinfo and run.finished
+        ]
+        if podinfo
+        else []
+    )
+    return (max(ends), "artifacts") if ends else (None, "artifacts")
+
+
+def pod_utils_started(artifacts: JobArtifacts) -> datetime | None:
+    """Return when initupload wrote started.json (test starting); not crier's copy."""
+    started = artifacts.started
+    return started.timestamp if started and not started.by_crier else None
+
+
+def pod_utils_finished(artifacts: JobArtifacts) -> Finished | None:
+    """Return the sidecar's finished.json (the test container's end); not crier's stand-in."""
+    finished = artifacts.finished
+    return finished if finished and not finished.by_crier else None
+
+
+PLANK_POD_TIMEOUTS = {
+    "pod pending timeout.": sc.ERROR_POD_PENDING_TIMEOUT,
+    "pod scheduling timeout.": sc.ERROR_POD_SCHEDULING_TIMEOUT,
+}
+"""Plank's descriptions of a pod that never got to run (pkg/plank/reconciler.go). The job's
+state is ``error``: its code never ran, Prow counts it an infrastructure error, so the result is
+``error`` (not ``timeout``, which would say the job itself ran too long)."""
+
+
 def pipeline_result(state: JobState, artifacts: JobArtifacts) -> tuple[str, str | None]:
     """Map a terminal ProwJob state to ``cicd.pipeline.result`` and ``error.type``."""
     if state is JobState.SUCCESS:
@@ -213,7 +316,9 @@ def pipeline_result(state: JobState, artifacts: JobArtifacts) -> tuple[str, str 
         return sc.RESULT_CANCELLATION, None
     containers = artifacts.podinfo.containers if artifacts.podinfo else ()
     if state is JobState.ERROR:
-        description = artifacts.prowjob.description.lower() if artifacts.prowjob else ""
+        description = artifacts.prowjob.description.strip().lower() if artifacts.prowjob else ""
+        if description in PLANK_POD_TIMEOUTS:
+            return sc.RESULT_ERROR, PLANK_POD_TIMEOUTS[description]
         if "timeout" in description or "timed out" in description:
             return sc.RESULT_TIMEOUT, sc.ERROR_TIMEOUT
         return sc.RESULT_ERROR, sc.ERROR_PROW
@@ -224,9 +329,8 @@ def pipeline_result(state: JobState, artifacts: JobArtifacts) -> tuple[str, str 
         return sc.RESULT_FAILURE, sc.ERROR_OOM_KILLED
     if any(run.reason == "DeadlineExceeded" for run in job_containers):
         return sc.RESULT_TIMEOUT, sc.ERROR_TIMEOUT
-    if any(run.exit_code for run in job_containers) or (
-        artifacts.finished and artifacts.finished.passed is False
-    ):
+    finished = pod_utils_finished(artifacts)
+    if any(run.exit_code for run in job_containers) or (finished and finished.passed is False):
         return sc.RESULT_FAILURE, sc.ERROR_TEST_FAILED
     return sc.RESULT_FAILURE, sc.ERROR_OTHER
 
@@ -254,6 +358,10 @@ def _vcs_attributes(refs: Sequence[Refs]) -> dict[str, AttributeValue]:
         attributes[sc.PROW_PULLS] = tuple(pull.number for pull in main.pulls)
     if len(main.pulls) == 1:
         attributes.update(_change_attributes(main.pulls[0]))
+    elif not main.pulls and main.base_ref:
+        # Not a change: the head is the branch the job built (periodics and postsubmits).
+        attributes[sc.VCS_REF_HEAD_NAME] = main.base_ref
+        attributes[sc.VCS_REF_HEAD_TYPE] = sc.REF_TYPE_BRANCH
     if len(refs) > 1:
         attributes[sc.PROW_EXTRA_REPOS] = tuple(
             f"{extra.full_name}@{extra.base_ref}" if extra.base_ref else extra.full_name
@@ -267,12 +375,52 @@ def _change_attributes(pull: Pull) -> dict[str, AttributeValue]:
     attributes: dict[str, AttributeValue] = {sc.VCS_CHANGE_ID: str(pull.number)}
     if pull.title:
         attributes[sc.VCS_CHANGE_TITLE] = scrub(pull.title, 256)
-    if pull.sha:
-        attributes[sc.VCS_REF_HEAD_REVISION] = pull.sha
     if pull.head_ref:
         attributes[sc.VCS_REF_HEAD_NAME] = pull.head_ref
         attributes[sc.VCS_REF_HEAD_TYPE] = sc.REF_TYPE_BRANCH
     return attributes
+
+
+def is_revision(text: str) -> bool:
+    """Tell whether ``text`` is a full Git commit hash (SHA-1 or SHA-256), not a branch."""
+    return len(text) in {40, 64} and all(char in "0123456789abcdef" for char in text.lower())
+
+
+def head_revision(refs: Refs, final_sha: str = "") -> str:
+    """``vcs.ref.head.revision`` of one repository, per the VCS conventions: the commit at the head.
+
+    For a change (one pull request) that is the pull's own commit; clonerefs' ``final_sha`` is a
+    local merge commit of it onto the base, which exists in no repository. For a branch build
+    (periodic, postsubmit) it is the commit clonerefs resolved, else the ``base_sha`` Prow pinned.
+    A batch (several pulls) has no single head.
+    """
+    if len(refs.pulls) == 1:
+        return refs.pulls[0].sha
+    if refs.pulls:
+        return ""
+    return final_sha if is_revision(final_sha) else refs.base_sha
+
+
+def _revision_attributes(
+    refs: Sequence[Refs], artifacts: JobArtifacts
+) -> dict[str, AttributeValue]:
+    """Return the root's head revision, from the refs, the main clone record, or started.json."""
+    if not refs:
+        return {}
+    main = refs[0]
+    final_sha = next(
+        (
+            record.final_sha
+            for record in artifacts.clone_records or ()
+            if record.refs.org == main.org and record.refs.repo == main.repo
+        ),
+        "",
+    )
+    if not final_sha and artifacts.started and is_revision(artifacts.started.repo_commit):
+        # initupload (and crier, from the clone records) record the resolved commit there.
+        final_sha = artifacts.started.repo_commit
+    revision = head_revision(main, final_sha)
+    return {sc.VCS_REF_HEAD_REVISION: revision} if revision else {}
 
 
 def _pod_spans(
@@ -282,21 +430,32 @@ def _pod_spans(
     pending: tuple[datetime, str] | None,
     root: SpanRecord,
 ) -> list[SpanRecord]:
+    """Return the pod's spans, from what the artifacts show; none for agents without a pod."""
+    prowjob = job.prowjob
+    if prowjob and not prowjob.runs_in_a_pod:
+        return []
     podinfo = artifacts.podinfo
+    if podinfo and podinfo.created:
+        return _observed_pod(job, state, artifacts, podinfo, root)
     ran = bool(
-        (podinfo and (podinfo.created or podinfo.containers))
-        or artifacts.started
-        or (job.prowjob and job.prowjob.pod_name)
+        (podinfo and podinfo.containers)
+        or pod_utils_started(artifacts)
+        or pod_utils_finished(artifacts)
+        or (prowjob and prowjob.pod_name)
     )
     if not ran:
         return []
-    if podinfo and podinfo.created:
-        return _observed_pod(job, state, artifacts, podinfo, root)
     return _estimated_pod(job, state, artifacts, pending, root)
 
 
-def _pod_record(
-    job: _Job, start_ns: int, end_ns: int, *, podinfo: PodInfo | None, estimated: bool
+def _pod_record(  # noqa: PLR0913 - the facts one pod span is made of
+    job: _Job,
+    state: JobState,
+    start_ns: int,
+    end_ns: int,
+    *,
+    podinfo: PodInfo | None,
+    estimated: bool,
 ) -> SpanRecord:
     attributes: dict[str, AttributeValue] = {sc.CICD_PIPELINE_RUN_STATE: sc.RUN_STATE_EXECUTING}
     pod_name = (podinfo.name if podinfo else "") or (job.prowjob.pod_name if job.prowjob else "")
@@ -307,13 +466,17 @@ def _pod_record(
         attributes[sc.CICD_WORKER_NAME] = podinfo.node
     if podinfo and podinfo.phase:
         attributes[sc.PROW_POD_PHASE] = podinfo.phase
+    waiting = _waiting(podinfo)
+    if waiting:
+        attributes[sc.PROW_POD_WAITING] = waiting
     if job.prowjob:
         attributes[sc.PROW_POD_REVIVAL_COUNT] = job.prowjob.revival_count
     if estimated:
         attributes[sc.PROW_TIMING_ESTIMATED] = True
+    # Sorted by time alone: events of one second keep the order podinfo.json lists them in.
     dated = sorted(
         ((event.time, event) for event in (podinfo.events if podinfo else ()) if event.time),
-        key=lambda pair: (pair[0], pair[1].reason, pair[1].message),
+        key=lambda pair: pair[0],
     )
     events = tuple(
         SpanEvent(
@@ -334,6 +497,9 @@ def _pod_record(
             attributes={sc.PROW_POD_REVIVAL_COUNT: job.prowjob.revival_count},
         )
         events = (revived, *events)
+    error = None
+    if waiting and state is JobState.ERROR:
+        error = scrub("never started: " + ", ".join(waiting), 256)
     return SpanRecord(
         path="pod",
         parent="",
@@ -342,6 +508,31 @@ def _pod_record(
         end_ns=end_ns,
         attributes=attributes,
         events=events,
+        error=error,
+    )
+
+
+_POD_DONE = frozenset({"Succeeded", "Failed"})
+"""Pod phases after which a container that has not started never will."""
+
+
+def _waiting(podinfo: PodInfo | None) -> tuple[str, ...]:
+    """``<span name>: <reason>`` of each container still waiting when the pod was reported.
+
+    In a pod that is done, ``PodInitializing`` only says the pod never got to the container (an
+    init container failed before it): left out as noise. Every other reason (ImagePullBackOff,
+    ErrImagePull, CreateContainerConfigError, ...) is what kept the container from running.
+    """
+    if podinfo is None:
+        return ()
+    done = podinfo.phase in _POD_DONE
+    return tuple(
+        scrub(f"{kind}/{run.name}: {run.waiting_reason}", 256)
+        for kind, runs in (("init", podinfo.init_containers), ("container", podinfo.containers))
+        for run in runs
+        if run.started is None
+        and run.waiting_reason
+        and not (done and run.waiting_reason == "PodInitializing")
     )
 
 
@@ -352,11 +543,13 @@ def _observed_pod(
     runs = (*podinfo.init_containers, *podinfo.containers)
     ends = [to_ns(run.finished) for run in runs if run.finished]
     # A container still running when podinfo.json was written (the job was aborted and the pod
-    # deleted) ran until the job ended: that is the best end the artifacts give it.
+    # deleted) ran until the job ended: that is the best end the artifacts give it. So did a pod
+    # still Pending or Running with containers that never started (plank deleted it at the end).
     unfinished = any(run.started and not run.finished for run in runs)
+    stuck = podinfo.phase not in _POD_DONE and any(run.started is None for run in runs)
     start_ns = to_ns(podinfo.created)
-    end_ns = max(ends) if ends and not unfinished else root.end_ns
-    records = [_pod_record(job, start_ns, end_ns, podinfo=podinfo, estimated=False)]
+    end_ns = max(ends) if ends and not unfinished and not stuck else root.end_ns
+    records = [_pod_record(job, state, start_ns, end_ns, podinfo=podinfo, estimated=False)]
     if podinfo.scheduled:
         records.append(
             SpanRecord(
@@ -375,7 +568,7 @@ def _observed_pod(
         record = _container_record(job, state, run, path, task=False, job_end_ns=root.end_ns)
         clones = []
         if run.name == CLONEREFS and artifacts.clone_records:
-            clones = _clone_spans(path, record.start_ns, artifacts.clone_records)
+            clones = _clone_spans(path, record.start_ns, record.end_ns, artifacts.clone_records)
             record = _cover_children(record, clones)
         records.append(record)
         records.extend(clones)
@@ -416,32 +609,45 @@ def _estimated_pod(
     pending: tuple[datetime, str] | None,
     root: SpanRecord,
 ) -> list[SpanRecord]:
-    """Rebuild what we can without podinfo.json, from started.json and finished.json."""
+    """Rebuild what the pod's own started.json/finished.json show, without podinfo.json.
+
+    Crier's stand-ins for those files carry the ProwJob's times, not the pod's: with only those,
+    the pod is known to have existed (plank named it) but none of its containers to have run.
+    """
     start_ns = to_ns(pending[0]) if pending else root.start_ns
-    records = [_pod_record(job, start_ns, root.end_ns, podinfo=artifacts.podinfo, estimated=True)]
-    started = artifacts.started.timestamp if artifacts.started else None
+    records = [
+        _pod_record(job, state, start_ns, root.end_ns, podinfo=artifacts.podinfo, estimated=True)
+    ]
+    started = pod_utils_started(artifacts)
     if started and artifacts.clone_records:
-        # initupload writes started.json right after clonerefs ends; repositories clone in parallel.
+        # initupload writes started.json right after clonerefs ends, and clonerefs is the pod's
+        # first container: its window is the pod's start to started.json. With durations, the
+        # repositories (cloned in parallel) took the longest record's time before that end.
+        clone_end = max(to_ns(started), start_ns)
+        timed = any(record.timed for record in artifacts.clone_records)
         longest = max(record.duration_ns for record in artifacts.clone_records)
-        clone_end = to_ns(started)
+        clone_start = max(start_ns, clone_end - longest) if timed else start_ns
         clonerefs = SpanRecord(
             path=f"pod/init/{CLONEREFS}",
             parent="pod",
             name=f"init/{CLONEREFS}",
-            start_ns=clone_end - longest,
+            start_ns=clone_start,
             end_ns=clone_end,
             attributes={sc.PROW_CONTAINER_NAME: CLONEREFS, sc.PROW_TIMING_ESTIMATED: True},
         )
         records.append(clonerefs)
-        records.extend(_clone_spans(clonerefs.path, clonerefs.start_ns, artifacts.clone_records))
-    finished = artifacts.finished.timestamp if artifacts.finished else None
-    if started and finished:
-        passed = artifacts.finished.passed if artifacts.finished else None
+        records.extend(
+            _clone_spans(clonerefs.path, clone_start, clone_end, artifacts.clone_records)
+        )
+    if started:
+        finished = pod_utils_finished(artifacts)
+        passed = finished.passed if finished else None
         run = ContainerRun(
             name="test",
             started=started,
-            finished=finished,
+            finished=finished.timestamp if finished else None,
             exit_code=None if passed is None else (0 if passed else 1),
+            image=job.prowjob.test_image if job.prowjob else "",
         )
         record = _container_record(
             job, state, run, "pod/container/test", task=True, job_end_ns=root.end_ns
@@ -451,17 +657,7 @@ def _estimated_pod(
         attributes = dict(record.attributes)
         attributes[sc.PROW_TIMING_ESTIMATED] = True
         attributes.pop(sc.PROW_CONTAINER_EXIT_CODE, None)
-        records.append(
-            SpanRecord(
-                path=record.path,
-                parent=record.parent,
-                name=record.name,
-                start_ns=record.start_ns,
-                end_ns=record.end_ns,
-                attributes=attributes,
-                error=record.error,
-            )
-        )
+        records.append(replace(record, attributes=attributes))
     return records
 
 
@@ -530,7 +726,16 @@ def _container_record(  # noqa: PLR0913 - the facts one container span is made o
     )
 
 
-def _clone_spans(parent: str, start_ns: int, records: Sequence[CloneRecord]) -> list[SpanRecord]:
+def _clone_spans(  # noqa: C901 - timed and untimed records share one walk
+    parent: str, start_ns: int, end_ns: int, records: Sequence[CloneRecord]
+) -> list[SpanRecord]:
+    """One span per repository and one per command, inside clonerefs' window ``start..end``.
+
+    Records with durations place each command after the previous one from the window's start.
+    Records written before clonerefs recorded durations (Aug 2022) say only what ran, in which
+    order: each repository then spans the whole window and its commands share it equally, all
+    marked estimated rather than drawn as instants.
+    """
     spans: list[SpanRecord] = []
     seen: dict[str, int] = {}
     for record in records:
@@ -539,7 +744,6 @@ def _clone_spans(parent: str, start_ns: int, records: Sequence[CloneRecord]) -> 
         repo = record.refs.full_name
         seen[repo] = seen.get(repo, 0) + 1
         path = f"{parent}/clone/{repo}" + (f"#{seen[repo]}" if seen[repo] > 1 else "")
-        commands_ns = sum(command.duration_ns for command in record.commands)
         attributes: dict[str, AttributeValue] = {
             sc.VCS_REPOSITORY_NAME: record.refs.repo,
             sc.VCS_OWNER_NAME: record.refs.org,
@@ -547,38 +751,53 @@ def _clone_spans(parent: str, start_ns: int, records: Sequence[CloneRecord]) -> 
         }
         if record.refs.base_ref:
             attributes[sc.VCS_REF_BASE_NAME] = record.refs.base_ref
+        if record.refs.base_sha:
+            attributes[sc.VCS_REF_BASE_REVISION] = record.refs.base_sha
+        revision = head_revision(record.refs, record.final_sha)
+        if revision:
+            attributes[sc.VCS_REF_HEAD_REVISION] = revision
         if record.final_sha:
-            attributes[sc.VCS_REF_HEAD_REVISION] = record.final_sha
+            attributes[sc.PROW_CLONE_FINAL_SHA] = record.final_sha
+        durations = [command.duration_ns for command in record.commands]
+        if record.timed:
+            clone_end = start_ns + max(record.duration_ns, sum(durations))
+        else:
+            attributes[sc.PROW_TIMING_ESTIMATED] = True
+            clone_end = end_ns
+            share = (end_ns - start_ns) // max(1, len(record.commands))
+            durations = [share] * len(record.commands)
         spans.append(
             SpanRecord(
                 path=path,
                 parent=parent,
                 name=f"clone/{repo}",
                 start_ns=start_ns,
-                end_ns=start_ns + max(record.duration_ns, commands_ns),
+                end_ns=clone_end,
                 attributes=attributes,
                 error=f"clone of {repo} failed" if record.failed else None,
             )
         )
         cursor = start_ns
-        for index, command in enumerate(record.commands):
+        for index, (command, duration) in enumerate(zip(record.commands, durations, strict=True)):
             command_attributes: dict[str, AttributeValue] = {
                 sc.PROW_CLONE_COMMAND: scrub(command.command)
             }
             if command.error:
                 command_attributes[sc.PROW_CLONE_ERROR] = scrub(command.error)
+            if not record.timed:
+                command_attributes[sc.PROW_TIMING_ESTIMATED] = True
             spans.append(
                 SpanRecord(
                     path=f"{path}/{index}",
                     parent=path,
                     name=command_name(command.command),
                     start_ns=cursor,
-                    end_ns=cursor + command.duration_ns,
+                    end_ns=cursor + duration,
                     attributes=command_attributes,
                     error=scrub(command.error, 256) if command.error else None,
                 )
             )
-            cursor += command.duration_ns
+            cursor += duration
     return spans
 
 

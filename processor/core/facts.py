@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from processor.core.jsonshape import (
@@ -34,6 +34,11 @@ FINISHED = "finished.json"
 PODINFO = "podinfo.json"
 CLONE_RECORDS = "clone-records.json"
 ARTIFACT_FILES = (PROWJOB, STARTED, FINISHED, PODINFO, CLONE_RECORDS)
+KUBERNETES_AGENT = "kubernetes"
+CRIER_UPLOADER = "crier"
+"""``metadata.uploader`` of the started.json/finished.json crier's GCS reporter writes when the
+pod's own (initupload's, the sidecar's) is missing: their timestamps are the ProwJob's startTime
+and completionTime, not the test container's (pkg/crier/reporters/gcs/reporter.go)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,6 +64,17 @@ class ProwJob:
     revival_count: int = 0
     job_queue_name: str = ""
     labels: Mapping[str, str] | None = None
+    test_image: str = ""
+    """``spec.pod_spec.containers[0].image``: the test container's image (decorated jobs name
+    that container ``test``); ``""`` for agents without a pod spec (tekton-pipeline, jenkins)."""
+
+    @property
+    def runs_in_a_pod(self) -> bool:
+        """True for the ``kubernetes`` agent (the default): plank runs the job as one pod.
+
+        Other agents (``tekton-pipeline``, ``jenkins``) have no pod, so no pod spans exist.
+        """
+        return self.agent in {"", KUBERNETES_AGENT}
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,6 +84,12 @@ class Started:
     timestamp: datetime | None
     node: str = ""
     repo_commit: str = ""
+    uploader: str = ""
+
+    @property
+    def by_crier(self) -> bool:
+        """True when crier wrote it: its timestamp is the ProwJob's startTime, not the pod's."""
+        return self.uploader == CRIER_UPLOADER
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,6 +100,12 @@ class Finished:
     passed: bool | None
     result: str = ""
     revision: str = ""
+    uploader: str = ""
+
+    @property
+    def by_crier(self) -> bool:
+        """True when crier wrote it: its timestamp is completionTime, ``passed`` the job state's."""
+        return self.uploader == CRIER_UPLOADER
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,6 +119,8 @@ class ContainerRun:
     reason: str = ""
     restart_count: int = 0
     image: str = ""
+    waiting_reason: str = ""
+    """``state.waiting.reason`` of a container that had not started (``ImagePullBackOff``)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,6 +141,7 @@ class PodInfo:
     name: str = ""
     created: datetime | None = None
     scheduled: datetime | None = None
+    """The PodScheduled condition's time (seconds), or the Scheduled event's (microseconds)."""
     initialized: datetime | None = None
     ready: datetime | None = None
     node: str = ""
@@ -138,6 +169,8 @@ class CloneRecord:
     failed: bool
     final_sha: str
     duration_ns: int
+    timed: bool = True
+    """False for records written before clonerefs recorded durations (before Aug 2022)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -195,7 +228,20 @@ def parse_prowjob(data: bytes) -> ProwJob:
         revival_count=get_int(status, "pod_revival_count", "status"),
         job_queue_name=get_str(spec, "job_queue_name", "spec"),
         labels={str(key): str(value) for key, value in labels.items() if isinstance(value, str)},
+        test_image=_first_image(get_object(spec, "pod_spec", "spec")),
     )
+
+
+def _first_image(pod_spec: JsonObject) -> str:
+    containers = get_list(pod_spec, "containers", "spec.pod_spec")
+    if not containers:
+        return ""
+    first = require_object(containers[0], "spec.pod_spec.containers[0]")
+    return get_str(first, "image", "spec.pod_spec.containers[0]")
+
+
+def _uploader(doc: JsonObject, name: str) -> str:
+    return get_str(get_object(doc, "metadata", name), "uploader", f"{name}.metadata")
 
 
 def _epoch(obj: JsonObject, key: str, path: str) -> datetime | None:
@@ -215,6 +261,7 @@ def parse_started(data: bytes) -> Started:
         timestamp=_epoch(doc, "timestamp", STARTED),
         node=get_str(doc, "node", STARTED),
         repo_commit=get_str(doc, "repo-commit", STARTED),
+        uploader=_uploader(doc, STARTED),
     )
 
 
@@ -226,6 +273,7 @@ def parse_finished(data: bytes) -> Finished:
         passed=get_bool(doc, "passed", FINISHED) if doc.get("passed") is not None else None,
         result=get_str(doc, "result", FINISHED),
         revision=get_str(doc, "revision", FINISHED),
+        uploader=_uploader(doc, FINISHED),
     )
 
 
@@ -240,6 +288,7 @@ def _container_runs(
         state = get_object(entry, "state", path)
         terminated = get_object(state, "terminated", f"{path}.state")
         running = get_object(state, "running", f"{path}.state")
+        waiting = get_object(state, "waiting", f"{path}.state")
         exit_code = terminated.get("exitCode")
         runs.append(
             ContainerRun(
@@ -253,6 +302,7 @@ def _container_runs(
                 reason=get_str(terminated, "reason", f"{path}.state.terminated"),
                 restart_count=get_int(entry, "restartCount", path),
                 image=images.get(name, ""),
+                waiting_reason=get_str(waiting, "reason", f"{path}.state.waiting"),
             )
         )
     return tuple(runs)
@@ -281,6 +331,24 @@ def _event(item: Any, path: str) -> PodEvent:  # noqa: ANN401 - raw JSON, checke
     )
 
 
+def _scheduled(condition: datetime | None, events: tuple[PodEvent, ...]) -> datetime | None:
+    """Prefer the scheduler's ``Scheduled`` event (a MicroTime) within the condition's second.
+
+    The PodScheduled condition's lastTransitionTime is truncated to the second; the event the
+    scheduler records at the same moment carries microseconds.
+    """
+    if condition is None:
+        return None
+    for event in events:
+        if (
+            event.reason == "Scheduled"
+            and event.time
+            and condition <= event.time < condition + timedelta(seconds=1)
+        ):
+            return event.time
+    return condition
+
+
 def parse_podinfo(data: bytes) -> PodInfo:
     """Decode podinfo.json; a missing ``pod`` yields a PodInfo with only events."""
     doc = _decode(data, PODINFO)
@@ -302,7 +370,7 @@ def parse_podinfo(data: bytes) -> PodInfo:
     return PodInfo(
         name=get_str(metadata, "name", "pod.metadata"),
         created=get_time(metadata, "creationTimestamp", "pod.metadata"),
-        scheduled=conditions.get("PodScheduled"),
+        scheduled=_scheduled(conditions.get("PodScheduled"), events),
         initialized=conditions.get("Initialized"),
         ready=conditions.get("Ready"),
         node=get_str(spec, "nodeName", "pod.spec"),
@@ -342,6 +410,10 @@ def parse_clone_records(data: bytes) -> tuple[CloneRecord, ...]:
                     duration_ns=max(0, get_int(command, "duration", cpath)),
                 )
             )
+        timed = "duration" in entry or any(
+            isinstance(command, dict) and "duration" in command
+            for command in get_list(entry, "commands", path)
+        )
         records.append(
             CloneRecord(
                 refs=parse_refs(get_object(entry, "refs", path), f"{path}.refs"),
@@ -349,6 +421,7 @@ def parse_clone_records(data: bytes) -> tuple[CloneRecord, ...]:
                 failed=get_bool(entry, "failed", path),
                 final_sha=get_str(entry, "final_sha", path),
                 duration_ns=max(0, get_int(entry, "duration", path)),
+                timed=timed,
             )
         )
     return tuple(records)

@@ -23,7 +23,7 @@ import os
 import sys
 import threading
 from collections.abc import Callable, Mapping, Sequence
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 from urllib.parse import unquote
 
 from opentelemetry.sdk.resources import Resource
@@ -36,6 +36,9 @@ from opentelemetry.sdk.trace.export import (
 from tenacity import RetryError, Retrying, retry_if_result, stop_after_attempt, wait_exponential
 
 from processor.config import ConfigError
+
+if TYPE_CHECKING:  # grpc is imported only by the deployments that use it
+    import grpc
 
 TELEMETRY_API_ENDPOINT = "telemetry.googleapis.com:443"
 GCP_PROJECT_ATTRIBUTE = "gcp.project_id"
@@ -136,31 +139,39 @@ def otlp_exporter(env: Mapping[str, str]) -> SpanExporter:
     )
 
 
-def gcp_otlp_exporter() -> SpanExporter:
-    """Return an OTLP/gRPC exporter to Cloud Trace's Telemetry API, authenticated by ADC."""
+def gcp_channel_credentials(setting: str) -> grpc.ChannelCredentials:
+    """Return gRPC credentials signing each call with Application Default Credentials.
+
+    ``setting`` names what asked for them, for the error message when there are none.
+    """
     import google.auth  # noqa: PLC0415 - only deployments on Google Cloud pay for these imports
     import google.auth.exceptions  # noqa: PLC0415
     import google.auth.transport.grpc  # noqa: PLC0415
     import google.auth.transport.requests  # noqa: PLC0415
     import grpc  # noqa: PLC0415
 
-    from processor.export.otlp_encode import GrpcSpanExporter  # noqa: PLC0415
-
     try:
         credentials, _ = google.auth.default()
     except google.auth.exceptions.DefaultCredentialsError as error:
         raise ConfigError(
-            "OTEL_TRACES_EXPORTER=gcp_otlp needs Application Default Credentials (on Cloud Run "
-            "the service account provides them; locally run `gcloud auth application-default "
-            f"login`): {error}"
+            f"{setting} needs Application Default Credentials (on Cloud Run the service "
+            "account provides them; locally run `gcloud auth application-default login`): "
+            f"{error}"
         ) from None
     plugin = google.auth.transport.grpc.AuthMetadataPlugin(  # type: ignore[no-untyped-call] # google-auth ships no annotations here
         credentials=credentials, request=google.auth.transport.requests.Request()
     )
-    channel = grpc.composite_channel_credentials(
+    return grpc.composite_channel_credentials(
         grpc.ssl_channel_credentials(), grpc.metadata_call_credentials(plugin)
     )
-    return GrpcSpanExporter(endpoint=TELEMETRY_API_ENDPOINT, credentials=channel)
+
+
+def gcp_otlp_exporter() -> SpanExporter:
+    """Return an OTLP/gRPC exporter to Cloud Trace's Telemetry API, authenticated by ADC."""
+    from processor.export.otlp_encode import GrpcSpanExporter  # noqa: PLC0415
+
+    credentials = gcp_channel_credentials("OTEL_TRACES_EXPORTER=gcp_otlp")
+    return GrpcSpanExporter(endpoint=TELEMETRY_API_ENDPOINT, credentials=credentials)
 
 
 def gcp_trace_exporter(project_id: str, client: object | None = None) -> SpanExporter:

@@ -26,6 +26,7 @@ from processor.synthetic.fleet import (
     uuid4,
 )
 from processor.synthetic.lifecycle import (
+    PENDING_TIMEOUT_MS,
     PodPlan,
     PodRun,
     run_pod,
@@ -226,7 +227,17 @@ def _setup(ctx: _Context) -> _Setup:
         token = _fake_token(rng)
         env = clonerefs.clone_env(token)
         secrets.append(clonerefs.authorization_value(token))
-    spec = JobSpec(name, k8s_uid, config, traits.job_type, refs, tuple(extra), ctx.fleet.bucket)
+    spec = JobSpec(
+        name,
+        k8s_uid,
+        config,
+        traits.job_type,
+        refs,
+        tuple(extra),
+        ctx.fleet.bucket,
+        agent=traits.agent,
+        legacy=traits.legacy,
+    )
     return _Setup(spec, tuple(secrets), tuple(targets), env)
 
 
@@ -350,6 +361,7 @@ def _plan(
     cut = round(test_ms * rng.uniform(0.1, 0.7))
     aborts = first and traits.interruption is Interruption.ABORT_RUNNING
     evicts = first and traits.interruption is Interruption.EVICTION
+    unpullable = first and traits.interruption is Interruption.IMAGE_PULL_BACKOFF
     return PodPlan(
         uid=uuid4(rng),
         build_id=build_id,
@@ -363,6 +375,7 @@ def _plan(
         head_time_s=at_ms // 1000 - rng.randrange(3600, 3 * 86400),
         abort_after_ms=cut if aborts else None,
         evict_after_ms=cut if evicts else None,
+        image_unpullable=unpullable,
     )
 
 
@@ -370,7 +383,12 @@ def _pod_files(spec: JobSpec, pod: PodRun) -> dict[str, bytes]:
     """Files the pod's own utilities upload: clone records, started.json, finished.json."""
     files: dict[str, bytes] = {}
     if pod.clone is not None:
-        files["clone-records.json"] = go_json(list(pod.clone.records))
+        records = (
+            [_untimed(record) for record in pod.clone.records]
+            if spec.legacy
+            else list(pod.clone.records)
+        )
+        files["clone-records.json"] = go_json(records)
     if pod.started_json_ms is not None:
         main_sha = pod.clone.final_shas[0] if pod.clone is not None else ""
         files["started.json"] = started_json(
@@ -388,6 +406,17 @@ def _pod_files(spec: JobSpec, pod: PodRun) -> dict[str, bytes]:
     return files
 
 
+def _untimed(record: dict[str, Any]) -> dict[str, Any]:
+    """Return a clone record as clonerefs wrote it before Aug 2022: no durations at all."""
+    out = {key: value for key, value in record.items() if key != "duration"}
+    if "commands" in record:
+        out["commands"] = [
+            {key: value for key, value in command.items() if key != "duration"}
+            for command in record["commands"]
+        ]
+    return out
+
+
 @dataclass(frozen=True, slots=True)
 class _Ending:
     state: str
@@ -400,13 +429,14 @@ class _Ending:
 
 def _run(ctx: _Context, setup: _Setup, job: _Job, build_id: str, pending_ms: int) -> None:
     rng, spec = ctx.rng, setup.spec
+    pod_name = spec.name if spec.agent == "kubernetes" else ""  # other agents run no pod
     pending = Status(
         "pending",
         job.created_ms,
         pending_ms=pending_ms,
         description="Job triggered.",
         build_id=build_id,
-        pod_name=spec.name,
+        pod_name=pod_name,
         has_url=True,
         prev_report_states=_prev_states(spec, "triggered", with_gcs=False),
         resource_version=_resource_version(pending_ms),
@@ -414,12 +444,17 @@ def _run(ctx: _Context, setup: _Setup, job: _Job, build_id: str, pending_ms: int
     job.report(rng, pending, pending_ms)
     if ctx.traits.interruption is Interruption.ABORT_PENDING:
         ending = _abort_pending(rng, job, pending_ms)
+    elif ctx.traits.interruption is Interruption.POD_PENDING_TIMEOUT:
+        ending = _pending_timeout(rng, job, pending_ms)
+    elif spec.agent != "kubernetes":
+        ending = _pipeline_run(ctx, job, pending_ms)
     else:
         ending = _run_pods(ctx, setup, job, pending, build_id)
     description = {
         "success": "Job succeeded.",
         "failure": "Job failed.",
         "aborted": "Job triggered.",  # aborting leaves plank's description as it was
+        "error": "Pod pending timeout.",
     }[ending.state]
     previous = _prev_states(spec, "pending", with_gcs=True)
     if ending.state == "aborted":  # TerminateOlderJobs marks the GitHub report itself
@@ -431,7 +466,7 @@ def _run(ctx: _Context, setup: _Setup, job: _Job, build_id: str, pending_ms: int
         completion_ms=ending.completion_ms,
         description=description,
         build_id=ending.build_id,
-        pod_name=spec.name,
+        pod_name=pod_name,
         has_url=True,
         revivals=ending.revivals,
         prev_report_states=previous,
@@ -456,6 +491,31 @@ def _abort_pending(rng: random.Random, job: _Job, pending_ms: int) -> _Ending:
     return _Ending("aborted", abort_ms, completion, build_id, 0, None)
 
 
+def _pending_timeout(rng: random.Random, job: _Job, pending_ms: int) -> _Ending:
+    """End a pod that never left Pending: plank errors the job after its pending timeout."""
+    error_ms = pending_ms + PENDING_TIMEOUT_MS + uniform_ms(rng, 1000, 30_000)
+    completion = error_ms
+    job.artifacts["started.json"] = started_json(
+        job.spec, job.created_ms // 1000, repo_commit="", by_crier=True
+    )
+    job.artifacts["finished.json"] = crier_finished_json(completion // 1000, "error")
+    build_id = job.statuses[-1][0].build_id
+    return _Ending("error", error_ms, completion, build_id, 0, None)
+
+
+def _pipeline_run(ctx: _Context, job: _Job, pending_ms: int) -> _Ending:
+    """Run a ``tekton-pipeline`` job: a PipelineRun runs it; only crier writes files for it."""
+    rng = ctx.rng
+    completion = pending_ms + test_duration_ms(rng, job.spec.config.median_test_s)
+    state = "success" if ctx.traits.test_passes else "failure"
+    job.artifacts["started.json"] = started_json(
+        job.spec, job.created_ms // 1000, repo_commit="", by_crier=True
+    )
+    job.artifacts["finished.json"] = crier_finished_json(completion // 1000, state)
+    build_id = job.statuses[-1][0].build_id
+    return _Ending(state, completion, completion, build_id, 0, None)
+
+
 def _run_pods(ctx: _Context, setup: _Setup, job: _Job, pending: Status, build_id: str) -> _Ending:
     rng, spec = ctx.rng, setup.spec
     pod = run_pod(rng, _plan(ctx, setup, build_id, pending.pending_ms or 0, replaces=None))
@@ -471,6 +531,9 @@ def _run_pods(ctx: _Context, setup: _Setup, job: _Job, pending: Status, build_id
         build_id = str(snowflake_id(retry_ms, rng.choice((0, 0, 1))))
         pod = run_pod(rng, _plan(ctx, setup, build_id, retry_ms, replaces=pod))
     job.artifacts.update(_pod_files(spec, pod))
+    if pod.waiting and pod.deletion_ms is not None:  # pending timeout: plank errors, deletes
+        job.artifacts["finished.json"] = crier_finished_json(pod.deletion_ms // 1000, "error")
+        return _Ending("error", pod.deletion_ms, pod.deletion_ms, build_id, revivals, pod)
     if pod.deletion_ms is not None:  # aborted mid-run: TerminateOlderJobs, then plank deletes
         abort_ms = pod.deletion_ms - uniform_ms(rng, 50, 400)
         completion = pod.deletion_ms + uniform_ms(rng, 5, 60)

@@ -74,6 +74,10 @@ class PodRun:
     """When ``initupload`` computed ``started.json``'s timestamp."""
     finished_json: tuple[int, bool, str] | None
     """``(ms, passed, result)`` of the pod-written ``finished.json`` (initupload or sidecar)."""
+    waiting: tuple[tuple[str, str, str], ...] = ()
+    """``(container, reason, message)`` of containers that never started."""
+    pull_failures_ms: tuple[int, ...] = ()
+    """When kubelet failed to pull the unpullable test image (``Failed``, then ``BackOff``)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,6 +133,8 @@ class PodPlan:
     """Abort (pod deletion) this long after ``test`` started."""
     evict_after_ms: int | None = None
     """Eviction this long after ``test`` started."""
+    image_unpullable: bool = False
+    """The test image cannot be pulled: the pod stays Pending until plank's pending timeout."""
 
 
 def _pull(
@@ -287,6 +293,10 @@ def run_pod(rng: random.Random, plan: PodPlan) -> PodRun:
             started_json_ms=inits.started_json_ms, finished_json=inits.failed_finished_json,
         )  # fmt: skip
     initialized = inits.end_ms + uniform_ms(rng, 5, 120)
+    if plan.image_unpullable:
+        return _stuck_pulling(
+            rng, plan, inits, initialized, (unschedulable, scheduled, kubelet, sandbox, pod_ip)
+        )
     mains = _run_mains(rng, plan, initialized)
     return PodRun(
         uid=plan.uid, build_id=plan.build_id, created_ms=plan.created_ms, node=plan.node,
@@ -296,6 +306,55 @@ def run_pod(rng: random.Random, plan: PodPlan) -> PodRun:
         ended_ms=mains.ended_ms, phase=mains.phase, reason=mains.reason, message=mains.message,
         deletion_ms=mains.deletion_ms, killing_ms=mains.killing_ms, clone=inits.clone,
         started_json_ms=inits.started_json_ms, finished_json=mains.finished_json,
+    )  # fmt: skip
+
+
+PENDING_TIMEOUT_MS = 10 * 60 * 1000
+"""Plank's default ``pod_pending_timeout`` (10m), counted from the pod's start."""
+
+
+def _stuck_pulling(
+    rng: random.Random,
+    plan: PodPlan,
+    inits: _Inits,
+    initialized: int,
+    placed: tuple[int | None, int, int, int, str],
+) -> PodRun:
+    """Simulate a pod whose test image cannot be pulled, until plank's pending timeout.
+
+    Kubelet fails the pull (``ErrImagePull``), then backs off (``ImagePullBackOff``) until plank
+    deletes the pod. The sidecar started and is still terminating when the pod is reported.
+    """
+    unschedulable, scheduled, kubelet, sandbox, pod_ip = placed
+    attempts: list[int] = []
+    at = initialized + uniform_ms(rng, 5, 60)
+    backoff_ms = 10_000
+    deletion = kubelet + PENDING_TIMEOUT_MS + uniform_ms(rng, 1000, 30_000)
+    while at < deletion:  # kubelet's image back-off doubles up to five minutes
+        attempts.append(at)
+        at += backoff_ms + uniform_ms(rng, 200, 2000)
+        backoff_ms = min(backoff_ms * 2, 300_000)
+    side_pulling, side_pulled = _pull(
+        rng, initialized + uniform_ms(rng, 2, 30), likely=0.15, low=600, high=4000
+    )
+    side_created = side_pulled + uniform_ms(rng, 20, 150)
+    side_started = side_created + uniform_ms(rng, 15, 120)
+    killing = deletion + uniform_ms(rng, 20, 300)
+    side_finished = killing + uniform_ms(rng, 20_000, 40_000)  # still terminating when reported
+    sidecar = ContainerRun(
+        "sidecar", UTILITY_IMAGES["sidecar"], side_pulling, side_pulled, side_created,
+        side_started, side_finished, 0, "Completed", "", container_id(rng),
+    )  # fmt: skip
+    message = f'Back-off pulling image "{plan.test_image}"'
+    return PodRun(
+        uid=plan.uid, build_id=plan.build_id, created_ms=plan.created_ms, node=plan.node,
+        pod_ip=pod_ip, unschedulable_ms=unschedulable, scheduled_ms=scheduled, kubelet_ms=kubelet,
+        sandbox_ms=sandbox, init_names=tuple(run.name for run in inits.runs),
+        init_runs=inits.runs, main_runs=(sidecar,), initialized_ms=initialized, ready_ms=None,
+        unready_ms=None, ended_ms=side_finished + uniform_ms(rng, 100, 1500), phase="Pending",
+        reason="", message="", deletion_ms=deletion, killing_ms=killing, clone=inits.clone,
+        started_json_ms=inits.started_json_ms, finished_json=None,
+        waiting=(("test", "ImagePullBackOff", message),), pull_failures_ms=tuple(attempts),
     )  # fmt: skip
 
 

@@ -58,13 +58,21 @@ def _terminated(run: ContainerRun) -> dict[str, Any]:
     return {"terminated": state}
 
 
-def _container_status(
-    name: str, image: str, run: ContainerRun | None, snapshot_ms: int, *, init: bool
+def _container_status(  # noqa: PLR0913 - one container's facts at one moment
+    name: str,
+    image: str,
+    run: ContainerRun | None,
+    snapshot_ms: int,
+    *,
+    init: bool,
+    waiting: tuple[str, str] | None = None,
 ) -> dict[str, Any]:
     if run is None or run.started_ms > snapshot_ms:
+        reason, message = waiting or ("PodInitializing", "")
+        waiting_state = {"reason": reason, "message": message} if message else {"reason": reason}
         return {
             "name": name,
-            "state": {"waiting": {"reason": "PodInitializing"}},
+            "state": {"waiting": waiting_state},
             "lastState": {},
             "ready": False,
             "restartCount": 0,
@@ -174,7 +182,11 @@ def _pod(spec: JobSpec, pod: PodRun, snapshot_ms: int, rv: _ResourceVersions) ->
 
     runs = {run.name: run for run in (*pod.init_runs, *pod.main_runs)}
     terminal = pod.ended_ms <= snapshot_ms
-    phase = pod.phase if terminal else ("Running" if pod.main_runs else "Pending")
+    # Running only once every container was created; one stuck pulling keeps the pod Pending.
+    phase = (
+        pod.phase if terminal else ("Running" if pod.main_runs and not pod.waiting else "Pending")
+    )
+    waiting = {name: (reason, message) for name, reason, message in pod.waiting}
     status: dict[str, Any] = {"phase": phase, "conditions": _conditions(pod, snapshot_ms)}
     if terminal and pod.message:
         status["message"] = pod.message
@@ -192,7 +204,9 @@ def _pod(spec: JobSpec, pod: PodRun, snapshot_ms: int, rv: _ResourceVersions) ->
                 for n in pod.init_names
             ],
             "containerStatuses": [
-                _container_status(n, _image(spec, n), runs.get(n), snapshot_ms, init=False)
+                _container_status(
+                    n, _image(spec, n), runs.get(n), snapshot_ms, init=False, waiting=waiting.get(n)
+                )
                 for n in ("sidecar", "test")  # kubelet sorts container statuses by name
             ],
             "qosClass": "Burstable",
@@ -422,6 +436,19 @@ def _events(  # noqa: C901 - a flat list of "if it happened, add its event"
             )
         legacy(run.created_ms, "Created", f"Created container: {run.name}", path)
         legacy(run.started_ms, "Started", f"Started container {run.name}", path)
+    test_path = "spec.containers{test}"
+    for attempt, ms in enumerate(pod.pull_failures_ms):
+        image = _image(spec, "test")
+        legacy(ms, "Pulling", f'Pulling image "{image}"', test_path)
+        legacy(
+            ms + rng.randrange(300, 1500),
+            "Failed",
+            f'Failed to pull image "{image}": rpc error: code = NotFound desc = failed to pull '
+            f'and unpack image "{image}": not found',
+            test_path,
+        )
+        if attempt:
+            legacy(ms - 1, "BackOff", f'Back-off pulling image "{image}"', test_path)
     if pod.killing_ms is not None:
         for offset, run in enumerate(pod.main_runs):
             legacy(

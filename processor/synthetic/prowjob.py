@@ -40,6 +40,10 @@ class JobSpec:
     refs: dict[str, Any] | None
     extra_refs: tuple[dict[str, Any], ...]
     bucket: str
+    agent: str = "kubernetes"
+    """``spec.agent``: ``kubernetes`` runs a pod; ``tekton-pipeline`` a PipelineRun (no pod)."""
+    legacy: bool = False
+    """Written by a 2019-2022 Prow: no ``pendingTime``, and a job URL template ending in ``/``."""
 
     def all_refs(self) -> list[dict[str, Any]]:
         """``spec.refs`` then ``spec.extra_refs``, as crier lists them."""
@@ -63,8 +67,13 @@ class JobSpec:
         return f"gs://{self.bucket}/{path}"
 
     def url(self, build_id: str) -> str:
-        """``status.url``: the Spyglass link for a build."""
-        return f"{PROW_URL_PREFIX}gs/{self.folder(build_id).removeprefix('gs://')}"
+        """``status.url``: the Spyglass link for a build (``/``-terminated for legacy jobs)."""
+        url = f"{PROW_URL_PREFIX}gs/{self.folder(build_id).removeprefix('gs://')}"
+        return url + "/" if self.legacy else url
+
+    def gcs_path(self, build_id: str) -> str:
+        """Crier's ``gcs_path``: cut out of ``status.url``, so a trailing ``/`` stays."""
+        return self.folder(build_id) + ("/" if self.legacy else "")
 
 
 @dataclass(frozen=True, slots=True)
@@ -149,7 +158,7 @@ def _spec(spec: JobSpec) -> dict[str, Any]:
     config = spec.config
     out: dict[str, Any] = {
         "type": str(spec.job_type),
-        "agent": "kubernetes",
+        "agent": spec.agent,
         "cluster": config.cluster,
         "namespace": POD_NAMESPACE,
         "job": config.name,
@@ -163,6 +172,10 @@ def _spec(spec: JobSpec) -> dict[str, Any]:
         out["context"] = config.name
     if spec.job_type in {JobType.PRESUBMIT, JobType.BATCH}:
         out["rerun_command"] = f"/test {config.name}"
+    if spec.agent != "kubernetes":
+        # Prow's ``PipelineRunSpec`` (tektoncd/pipeline v1beta1): no pod, no decoration.
+        out["pipeline_run_spec"] = {"pipelineRef": {"name": config.name}}
+        return out
     out["pod_spec"] = {
         "containers": [
             {
@@ -190,7 +203,7 @@ def _spec(spec: JobSpec) -> dict[str, Any]:
 
 def _status(spec: JobSpec, status: Status) -> dict[str, Any]:
     out: dict[str, Any] = {"startTime": rfc3339_ms(status.start_ms)}
-    if status.pending_ms is not None:
+    if status.pending_ms is not None and not spec.legacy:  # pendingTime: Prow >= Oct 2019
         out["pendingTime"] = rfc3339_ms(status.pending_ms)
     if status.completion_ms is not None:
         out["completionTime"] = rfc3339_ms(status.completion_ms)
@@ -215,7 +228,7 @@ def report_message(
 ) -> dict[str, Any]:
     """Return crier's ``ReportMessage`` for a state (``spec=None``: gangway's empty spec)."""
     url = spec.url(status.build_id) if spec is not None and status.has_url else ""
-    gcs_path = spec.folder(status.build_id) if spec is not None and status.has_url else ""
+    gcs_path = spec.gcs_path(status.build_id) if spec is not None and status.has_url else ""
     out: dict[str, Any] = {
         "project": PUBSUB_PROJECT,
         "topic": PUBSUB_TOPIC,

@@ -65,6 +65,29 @@ class Scenario(enum.Enum):
     command ONCE (the last attempt's output, a duration that includes the failed attempt and the
     100 ms backoff), so the record shows one slow, successful fetch. The clone environment
     carries an ``Authorization:`` header (``GIT_CONFIG_VALUE_0``), visible in every command."""
+    POD_PENDING_TIMEOUT = "pod-pending-timeout"
+    """The pod never leaves Pending (its images cannot be pulled): after plank's pod pending
+    timeout the job is ``error`` with ``Pod pending timeout.`` and the pod is deleted. Written
+    in 2019's shape (real corpus J6): prowjob.json has no ``pendingTime``, only the snowflake
+    build ID dates the pending instant, and the URL template ends in ``/``. No container ran:
+    ``started.json``/``finished.json`` are crier's stand-ins (ProwJob times, ``uploader:
+    crier``); no ``podinfo.json``."""
+    TEKTON_PIPELINE = "tekton-pipeline"
+    """A ProwJob of the ``tekton-pipeline`` agent (real corpus J8): a PipelineRun, not a pod. No
+    ``pod_spec``, no ``decoration_config``, no ``pod_name``; the only files are crier's
+    (prowjob.json, started.json, finished.json). A trace has no pod to show."""
+    IMAGE_PULL_BACKOFF = "image-pull-backoff"
+    """Today's shape of a pod pending timeout (real corpus variant 4): clonerefs and initupload
+    ran (so initupload's ``started.json`` exists), but the test image cannot be pulled; kubelet
+    backs off (``Failed``/``BackOff`` events) and the pod stays Pending with ``test`` waiting in
+    ``ImagePullBackOff`` until plank errors the job (``Pod pending timeout.``) and deletes the pod.
+    ``podinfo.json`` shows the terminating pod, its sidecar still running; ``finished.json`` is
+    crier's."""
+    LEGACY_ARTIFACTS = "legacy-artifacts"
+    """A run written by a 2019-2022 Prow (real corpus J1 and J5): a ``tot`` build ID and no
+    ``pendingTime`` (nothing dates the pending instant), clone records without durations
+    (before Aug 2022), no ``podinfo.json``, and a job URL template ending in ``/`` (knative's),
+    so ``status.url`` and crier's ``gcs_path`` end in ``/`` while the folder does not."""
 
 
 class JobType(enum.StrEnum):
@@ -93,6 +116,8 @@ class Interruption(enum.Enum):
     EVICTION = enum.auto()
     POD_REFUSED = enum.auto()
     GANGWAY_REJECTED = enum.auto()
+    POD_PENDING_TIMEOUT = enum.auto()
+    IMAGE_PULL_BACKOFF = enum.auto()
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,6 +131,9 @@ class Traits:
     interruption: Interruption = Interruption.NONE
     tot: bool = False
     podinfo: bool = True
+    agent: str = "kubernetes"
+    legacy: bool = False
+    """2019-2022 artifact formats: no pendingTime, untimed clone records, URL ending in ``/``."""
 
 
 TRAITS: dict[Scenario, Traits] = {
@@ -132,6 +160,14 @@ TRAITS: dict[Scenario, Traits] = {
     Scenario.TOT_BUILD_ID: Traits(JobType.POSTSUBMIT, tot=True),
     Scenario.POD_REVIVED: Traits(JobType.PRESUBMIT, interruption=Interruption.EVICTION),
     Scenario.FLAKY_CLONE: Traits(JobType.PRESUBMIT, clone=CloneMode.FLAKY),
+    Scenario.POD_PENDING_TIMEOUT: Traits(
+        JobType.PRESUBMIT, interruption=Interruption.POD_PENDING_TIMEOUT, podinfo=False, legacy=True
+    ),
+    Scenario.IMAGE_PULL_BACKOFF: Traits(
+        JobType.PRESUBMIT, interruption=Interruption.IMAGE_PULL_BACKOFF
+    ),
+    Scenario.TEKTON_PIPELINE: Traits(JobType.PERIODIC, agent="tekton-pipeline", podinfo=False),
+    Scenario.LEGACY_ARTIFACTS: Traits(JobType.POSTSUBMIT, tot=True, podinfo=False, legacy=True),
 }
 
 MIX_WEIGHTS: dict[Scenario, float] = {
@@ -150,6 +186,10 @@ MIX_WEIGHTS: dict[Scenario, float] = {
     Scenario.TOT_BUILD_ID: 3,
     Scenario.POD_REVIVED: 1,
     Scenario.FLAKY_CLONE: 2,
+    Scenario.POD_PENDING_TIMEOUT: 0.5,
+    Scenario.IMAGE_PULL_BACKOFF: 0.5,
+    Scenario.TEKTON_PIPELINE: 1,
+    Scenario.LEGACY_ARTIFACTS: 0.5,
 }
 """The default fleet: mostly successes, every failure mode present but rare."""
 

@@ -23,6 +23,10 @@ Every folder found ends as exactly one of traced (published), skipped or failed:
   running job, or a revived pod's first folder, whose last prowjob.json says ``pending``);
 - skipped as never started: no ``status.url``. Crier's message then has no ``gcs_path`` (the pod
   was never created, e.g. refused by a quota) and the services skip it too;
+- skipped as never started: a pod-run job whose pod never ran its containers: started.json is
+  missing or crier's stand-in (initupload replaces it when the pod starts) and podinfo.json, if
+  any, shows no container started ("Pod pending timeout.", aborted while pending). The services
+  still trace such a run from crier's message (root, queue and an estimated pod);
 - skipped: the run ended outside ``--since``/``--until``. The end is ``status.completionTime``
   (``startTime`` for a terminal ProwJob without one): the moment crier published the terminal
   message, so a window means "runs that finished then". ``since`` is inclusive, ``until``
@@ -50,7 +54,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from types import FrameType
-from typing import Any, Protocol, TextIO, cast
+from typing import Any, Protocol, TextIO, TypeVar, cast
 
 from processor.artifacts import (
     ArtifactError,
@@ -60,6 +64,7 @@ from processor.artifacts import (
 )
 from processor.config import ConfigError, Settings
 from processor.core import facts
+from processor.core.jsonshape import ShapeError
 from processor.core.message import Delivery
 from processor.pipeline import Outcome, Pipeline, Result
 from processor.tools.backfill_progress import (
@@ -79,9 +84,11 @@ from processor.tools.backfill_runs import (
     assess,
     independent_prefixes,
     job_segment,
+    never_ran,
     parse_moment,
 )
 
+T = TypeVar("T")
 DEFAULT_CONCURRENCY = 8
 LOOKAHEAD_PER_WORKER = 2
 """Runs queued per worker: discovery stays this far ahead of the workers and no further, so a
@@ -290,16 +297,41 @@ def process_run(store: ArtifactStore, folder: str, selection: Selection, sink: S
     assessed = assess(folder, data, selection)
     if isinstance(assessed, RunResult):
         return assessed
+    not_ran = _pod_never_ran(store, folder, data)
+    if not_ran:
+        return RunResult(RunOutcome.SKIPPED, not_ran)
     with _read_ahead(store, folder, data):
         return sink(assessed)
+
+
+def _pod_never_ran(store: ArtifactStore, folder: str, prowjob_data: bytes) -> str:
+    """Read what shows whether the pod ran; an unreadable file leaves it to the pipeline."""
+    try:
+        prowjob = facts.parse_prowjob(prowjob_data)
+        if not prowjob.runs_in_a_pod:
+            return ""
+        # Most runs show a pod-utils started.json: one read decides them.
+        started = _parsed(store, folder, facts.STARTED, facts.parse_started)
+        if started is not None and not started.by_crier:
+            return ""
+        finished = _parsed(store, folder, facts.FINISHED, facts.parse_finished)
+        podinfo = _parsed(store, folder, facts.PODINFO, facts.parse_podinfo)
+    except (ArtifactError, ShapeError, ValueError, RecursionError):
+        return ""
+    return never_ran(prowjob, started, finished, podinfo)
+
+
+def _parsed(store: ArtifactStore, folder: str, name: str, parse: Callable[[bytes], T]) -> T | None:
+    data = store.read(folder, name)
+    return parse(data) if data is not None else None
 
 
 class ReadAheadStore:
     """A store that serves the prowjob.json a worker just read, instead of reading it again.
 
-    The pipeline reads prowjob.json with the other files, on its read pool's threads; the worker
-    that calls it has that file in hand. Remembered per folder while the worker's pipeline call
-    runs (so at most one per worker), then forgotten.
+    The pipeline may read prowjob.json on a thread of its read pool as well as on the calling
+    one; the worker that calls it has that file in hand. Remembered per folder while the
+    worker's pipeline call runs (so at most one per worker), then forgotten.
     """
 
     def __init__(self, inner: ArtifactStore) -> None:
@@ -310,17 +342,19 @@ class ReadAheadStore:
 
     def remember(self, folder: str, data: bytes | None) -> None:
         """Serve ``data`` as ``folder``'s prowjob.json (``None``: forget it)."""
+        # Crier's gcs_path may end in "/" where the listed folder does not.
+        key = folder.rstrip("/")
         with self._lock:
             if data is None:
-                self._held.pop(folder, None)
+                self._held.pop(key, None)
             else:
-                self._held[folder] = data
+                self._held[key] = data
 
     def read(self, folder: str, name: str) -> bytes | None:
         """Return the remembered prowjob.json, else read from the inner store."""
         if name == facts.PROWJOB:
             with self._lock:
-                held = self._held.get(folder)
+                held = self._held.get(folder.rstrip("/"))
             if held is not None:
                 return held
         return self._inner.read(folder, name)
@@ -378,6 +412,9 @@ class BackfillOptions:
     concurrency: int = DEFAULT_CONCURRENCY
     publish: str | None = None
     dry_run: bool = False
+    metrics: bool = False
+    """Record CI/CD metrics (``OTEL_METRICS_EXPORTER``) for the traced runs: off by default,
+    since history replayed into live counters distorts them."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -389,6 +426,7 @@ class Plan:
     concurrency: int
     topic: str | None = None
     dry_run: bool = False
+    metrics: bool = False
 
     @property
     def sent_label(self) -> str:
@@ -427,6 +465,7 @@ def plan_from_options(options: BackfillOptions, now: datetime) -> Plan:
         concurrency=options.concurrency,
         topic=options.publish,
         dry_run=options.dry_run,
+        metrics=options.metrics,
     )
 
 
@@ -508,13 +547,19 @@ def build_edges(
             close=[publisher.stop, publisher.transport.close],
         )
     # Imported here: the exporters pull in gRPC and HTTP clients only this mode needs.
-    from processor.app import build_pipeline  # noqa: PLC0415
+    from processor.app import build_pipeline, service_metrics  # noqa: PLC0415
     from processor.export.exporters import build_exporter  # noqa: PLC0415
     from processor.export.group_commit import GroupCommitExporter  # noqa: PLC0415
+    from processor.export.metrics import OFFLINE_FLUSH_SECONDS  # noqa: PLC0415
 
     exporter = GroupCommitExporter(build_exporter(env))
-    pipeline = build_pipeline(settings, env, exporter=exporter, store=reader)
-    return Edges(reader, PipelineSink(pipeline), close=[exporter.shutdown])
+    metrics = service_metrics(env, wanted=plan.metrics)
+    pipeline = build_pipeline(settings, env, exporter=exporter, store=reader, metrics=metrics)
+    return Edges(
+        reader,
+        PipelineSink(pipeline),
+        close=[exporter.shutdown, lambda: metrics.shutdown(OFFLINE_FLUSH_SECONDS)],
+    )
 
 
 def _publisher(concurrency: int) -> Any:  # noqa: ANN401 - the untyped PublisherClient

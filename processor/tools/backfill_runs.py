@@ -194,6 +194,37 @@ def assess(folder: str, data: bytes, selection: Selection) -> RunMessage | RunRe
     )
 
 
+NEVER_RAN = (
+    "never started: the pod's containers never ran (started.json and finished.json are "
+    "missing or crier's stand-ins, and podinfo.json shows no container started)"
+)
+
+
+def never_ran(
+    prowjob: facts.ProwJob,
+    started: facts.Started | None,
+    finished: facts.Finished | None,
+    podinfo: facts.PodInfo | None,
+) -> str:
+    """Say why a pod-run job's pod never ran its containers (``""`` when it did, or may have).
+
+    initupload replaces crier's stand-in started.json as soon as the pod's init containers are
+    done, and the sidecar writes finished.json before crier would (pkg/crier/reporters/gcs/
+    reporter.go keeps a pod's own files), so crier's files at the end mean the test never ran:
+    a pod pending or scheduling timeout, or an abort before it started. Jobs of other agents
+    (tekton-pipeline, jenkins) have no pod and are never skipped here.
+    """
+    if not prowjob.runs_in_a_pod:
+        return ""
+    if any(written is not None and not written.by_crier for written in (started, finished)):
+        return ""
+    if podinfo is not None and any(
+        run.started for run in (*podinfo.init_containers, *podinfo.containers)
+    ):
+        return ""
+    return NEVER_RAN
+
+
 def superseded_by(folder: str, prowjob: facts.ProwJob) -> str:
     """Say why ``folder`` is not the run its ProwJob names (``""`` when it is)."""
     build = build_id_of(folder)
@@ -214,8 +245,9 @@ def report_message(prowjob: Mapping[str, Any], gcs_path: str) -> dict[str, Any]:
     always present. ``refs`` is ``spec.refs`` then ``spec.extra_refs``, copied as prowjob.json
     holds them (crier marshals the same Go struct, so the bytes agree). Project, topic and run ID
     come from the ``prow.k8s.io/pubsub.*`` annotations, else the labels of the same name (older
-    jobs), as crier's ``findLabels`` does. ``gcs_path`` is the folder itself: crier derives it
-    from ``status.url``, which :func:`superseded_by` has checked names this folder.
+    jobs), as crier's ``findLabels`` does. ``gcs_path`` is the folder itself, as crier derives it
+    from ``status.url`` (which :func:`superseded_by` has checked names this folder), trailing
+    ``/`` included.
     """
     metadata = _object(prowjob.get("metadata"))
     spec = _object(prowjob.get("spec"))
@@ -236,7 +268,9 @@ def report_message(prowjob: Mapping[str, Any], gcs_path: str) -> dict[str, Any]:
         "runid": routing(PUBSUB_RUN_ID),
         "status": status.get("state") or "",
         "url": status.get("url") or "",
-        "gcs_path": gcs_path,
+        # Crier cuts gcs_path out of status.url, so a URL template ending in "/" (knative's)
+        # leaves one on it too (generateMessageFromPJ, pkg/crier/reporters/pubsub/reporter.go).
+        "gcs_path": gcs_path + "/" if str(status.get("url") or "").endswith("/") else gcs_path,
     }
     if refs:
         message["refs"] = refs

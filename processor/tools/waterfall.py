@@ -124,8 +124,13 @@ def unique_spans(spans: Iterable[ShownSpan]) -> list[ShownSpan]:
     return kept
 
 
-def _start_order(span: ShownSpan) -> tuple[int, int, str, str]:
-    return (span.start_ns, -span.end_ns, span.name, span.span_id)
+def _start_order(span: ShownSpan) -> int:
+    """Sort by start alone: sorting is stable, so spans that start together keep file order.
+
+    That is the order prowtrace built them in, the artifacts' order: git commands as clonerefs
+    ran them, init containers before containers, the queue before the pod.
+    """
+    return span.start_ns
 
 
 def _trace_view(trace_id: str, spans: list[ShownSpan]) -> TraceView:

@@ -127,6 +127,35 @@ def assert_traces_complete(
         )
 
 
+def shape_problems(spans: Mapping[SpanKey, ReceivedSpan]) -> list[str]:
+    """List violations of what every trace must be, whatever its artifacts looked like.
+
+    Each span lies inside its parent and inside its trace's root (no span outlasts its run), no
+    span ends before it starts, and no root is zero-length (a run always takes some time).
+    """
+    problems: list[str] = []
+    roots = {span.trace_id: span for span in spans.values() if not span.parent_span_id}
+    for span in spans.values():
+        if span.end_ns < span.start_ns:
+            problems.append(f"{_describe(span)} ends before it starts")
+        if not span.parent_span_id:
+            if span.end_ns <= span.start_ns:
+                problems.append(f"root {_describe(span)} is zero-length")
+            continue
+        for outer, what in (
+            (spans.get((span.trace_id, span.parent_span_id)), "its parent"),
+            (roots.get(span.trace_id), "its run (the root)"),
+        ):
+            if outer is not None and not outer.start_ns <= span.start_ns <= span.end_ns <= (
+                outer.end_ns
+            ):
+                problems.append(
+                    f"{_describe(span)} [{span.start_ns}, {span.end_ns}] leaves {what} "
+                    f"{outer.name!r} [{outer.start_ns}, {outer.end_ns}]"
+                )
+    return problems
+
+
 def traces_of(spans: Mapping[SpanKey, ReceivedSpan]) -> dict[str, list[ReceivedSpan]]:
     """Group spans by trace ID."""
     grouped: dict[str, list[ReceivedSpan]] = {}

@@ -1,7 +1,8 @@
-"""An in-process OTLP trace receiver over real gRPC and real HTTP, for tests and the demo.
+"""An in-process OTLP receiver for traces and metrics, over real gRPC and HTTP, for tests.
 
 ``OtlpReceiver`` listens on 127.0.0.1 with OS-chosen ports, decodes every exported span into a
-frozen ``ReceivedSpan`` and can be told to refuse or slow down exports::
+frozen ``ReceivedSpan`` and every metric data point into a ``ReceivedPoint``, and can be told to
+refuse or slow down exports (traces and metrics each have their own switch)::
 
     with OtlpReceiver() as receiver:
         exporter = OTLPSpanExporter(endpoint=receiver.grpc_endpoint, insecure=True)
@@ -28,6 +29,14 @@ from typing import Any, Self
 import grpc
 from google.protobuf import json_format
 from google.protobuf.message import DecodeError
+from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import (
+    ExportMetricsServiceRequest,
+    ExportMetricsServiceResponse,
+)
+from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2_grpc import (
+    MetricsServiceServicer,
+    add_MetricsServiceServicer_to_server,
+)
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
     ExportTraceServiceRequest,
     ExportTraceServiceResponse,
@@ -41,6 +50,7 @@ from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 from processor.local_service import LocalService
 
 TRACES_PATH = "/v1/traces"
+METRICS_PATH = "/v1/metrics"
 PROTOBUF_CONTENT_TYPE = "application/x-protobuf"
 JSON_CONTENT_TYPE = "application/json"
 # Enough workers that a delayed (slow-backend) export does not stall the next one.
@@ -140,6 +150,113 @@ def spans_from_request(request: ExportTraceServiceRequest) -> list[ReceivedSpan]
                     )
                 )
     return received
+
+
+@dataclass(frozen=True)
+class ReceivedPoint:
+    """One metric data point as the receiver decoded it (sums, gauges and histograms).
+
+    ``value`` is a sum's or gauge's value, or a histogram's sum; ``count`` a histogram's count
+    (1 otherwise). ``temporality`` is the proto's AggregationTemporality value (1 delta,
+    2 cumulative; 0 for gauges). ``exemplars`` are (trace_id hex, span_id hex, value).
+    """
+
+    metric: str
+    kind: str  # "sum", "gauge" or "histogram"
+    unit: str
+    attributes: dict[str, Any]
+    resource: dict[str, Any]
+    scope_name: str
+    temporality: int
+    start_ns: int
+    time_ns: int
+    value: float
+    count: int = 1
+    bucket_counts: tuple[int, ...] = ()
+    explicit_bounds: tuple[float, ...] = ()
+    exemplars: tuple[tuple[str, str, float], ...] = ()
+
+
+def _number(point: Any) -> float:  # noqa: ANN401 - a NumberDataPoint or an Exemplar
+    return float(point.as_double if point.WhichOneof("value") == "as_double" else point.as_int)
+
+
+def points_from_request(request: ExportMetricsServiceRequest) -> list[ReceivedPoint]:
+    """Decode every data point of a metrics export request, in request order."""
+    received: list[ReceivedPoint] = []
+    for resource_metrics in request.resource_metrics:
+        resource = decode_attributes(resource_metrics.resource.attributes)
+        for scope_metrics in resource_metrics.scope_metrics:
+            for metric in scope_metrics.metrics:
+                kind = metric.WhichOneof("data")
+                if kind is None:
+                    continue
+                data = getattr(metric, kind)
+                temporality = getattr(data, "aggregation_temporality", 0)
+                for point in data.data_points:
+                    common = {
+                        "metric": metric.name,
+                        "kind": kind,
+                        "unit": metric.unit,
+                        "attributes": decode_attributes(point.attributes),
+                        "resource": resource,
+                        "scope_name": scope_metrics.scope.name,
+                        "temporality": temporality,
+                        "start_ns": point.start_time_unix_nano,
+                        "time_ns": point.time_unix_nano,
+                        "exemplars": tuple(
+                            (e.trace_id.hex(), e.span_id.hex(), _number(e)) for e in point.exemplars
+                        ),
+                    }
+                    if kind == "histogram":
+                        received.append(
+                            ReceivedPoint(
+                                **common,
+                                value=point.sum,
+                                count=point.count,
+                                bucket_counts=tuple(point.bucket_counts),
+                                explicit_bounds=tuple(point.explicit_bounds),
+                            )
+                        )
+                    else:
+                        received.append(ReceivedPoint(**common, value=_number(point)))
+    return received
+
+
+SeriesKey = tuple[str, frozenset[tuple[str, Any]]]
+"""A metric name and its point attributes: what a dashboard would group by."""
+
+
+def metric_totals(points: Iterable[ReceivedPoint]) -> dict[SeriesKey, tuple[int, float]]:
+    """Return (count, value) per metric and attributes, summed over every instance's series.
+
+    Cumulative points: the latest point of each series (resource + start time + attributes)
+    counts; delta points all add up. Counters' ``count`` is their value, histograms' their count.
+    """
+    latest: dict[tuple[object, ...], ReceivedPoint] = {}
+    totals: dict[SeriesKey, tuple[int, float]] = {}
+
+    def add(point: ReceivedPoint) -> None:
+        key = (point.metric, frozenset(point.attributes.items()))
+        count, value = totals.get(key, (0, 0.0))
+        added = point.count if point.kind == "histogram" else int(point.value)
+        totals[key] = (count + added, value + point.value)
+
+    for point in points:
+        if point.temporality == 1:
+            add(point)
+            continue
+        series = (
+            point.metric,
+            frozenset(point.attributes.items()),
+            frozenset(point.resource.items()),
+            point.start_ns,
+        )
+        if series not in latest or latest[series].time_ns <= point.time_ns:
+            latest[series] = point
+    for point in latest.values():
+        add(point)
+    return totals
 
 
 def _hex_ids_to_base64(item: dict[str, Any], fields: Sequence[str]) -> None:
@@ -267,9 +384,12 @@ class OtlpReceiver(LocalService):
         """Create a stopped receiver; ``start()`` binds its ports."""
         self._changed = threading.Condition(threading.RLock())
         self._spans: list[ReceivedSpan] = []
+        self._points: list[ReceivedPoint] = []
         self._export_requests = 0
         self._refused_requests = 0
+        self._metric_requests = 0
         self._faults = ExportFaults()
+        self._metric_faults = ExportFaults()
         self._grpc_server: grpc.Server | None = None
         self._grpc_executor: ThreadPoolExecutor | None = None
         self._grpc_port = 0
@@ -283,12 +403,16 @@ class OtlpReceiver(LocalService):
         if self._grpc_server is not None:
             raise RuntimeError("the receiver is already started")
         self._faults = ExportFaults()
+        self._metric_faults = ExportFaults()
         self._grpc_executor = ThreadPoolExecutor(
             max_workers=_GRPC_WORKERS, thread_name_prefix="otlp-grpc"
         )
         self._grpc_server = grpc.server(self._grpc_executor)
         add_TraceServiceServicer_to_server(  # type: ignore[no-untyped-call]  # generated code has no annotations
             _TraceService(self), self._grpc_server
+        )
+        add_MetricsServiceServicer_to_server(  # type: ignore[no-untyped-call]  # generated code has no annotations
+            _MetricsService(self), self._grpc_server
         )
         self._grpc_port = self._grpc_server.add_insecure_port("127.0.0.1:0")
         self._grpc_server.start()
@@ -306,6 +430,7 @@ class OtlpReceiver(LocalService):
     def stop(self) -> None:
         """Stop both servers and their threads; pending delays end at once. Idempotent."""
         self._faults.interrupt()
+        self._metric_faults.interrupt()
         if self._grpc_server is not None:
             self._grpc_server.stop(grace=_GRPC_STOP_GRACE_SECONDS).wait()
             self._grpc_server = None
@@ -328,6 +453,11 @@ class OtlpReceiver(LocalService):
         if self._grpc_server is None:
             raise RuntimeError("the receiver is not started")
         return f"127.0.0.1:{self._grpc_port}"
+
+    @property
+    def http_metrics_endpoint(self) -> str:
+        """``http://127.0.0.1:PORT/v1/metrics``, as the OTLP/HTTP metric exporter takes it."""
+        return self.http_endpoint.removesuffix(TRACES_PATH) + METRICS_PATH
 
     @property
     def http_endpoint(self) -> str:
@@ -354,7 +484,30 @@ class OtlpReceiver(LocalService):
         """Make each export wait ``seconds`` before it is answered (0 to stop delaying)."""
         self._faults.set_delay(seconds)
 
+    def refuse_metrics(self, code: grpc.StatusCode = grpc.StatusCode.UNAVAILABLE) -> None:
+        """Fail every metrics export (not trace exports) until ``accept_metrics()``."""
+        self._metric_faults.refuse(code)
+
+    def accept_metrics(self) -> None:
+        """Accept metrics exports again."""
+        self._metric_faults.accept()
+
+    def set_metrics_delay(self, seconds: float) -> None:
+        """Make each metrics export wait ``seconds`` before it is answered."""
+        self._metric_faults.set_delay(seconds)
+
     # What was received
+
+    def points(self) -> list[ReceivedPoint]:
+        """Every received metric data point in arrival order."""
+        with self._changed:
+            return list(self._points)
+
+    @property
+    def metric_requests(self) -> int:
+        """How many metrics export requests were accepted and stored."""
+        with self._changed:
+            return self._metric_requests
 
     def spans(self) -> list[ReceivedSpan]:
         """Every received span in arrival order, duplicates included."""
@@ -396,6 +549,8 @@ class OtlpReceiver(LocalService):
         """Forget every received span and reset both request counters."""
         with self._changed:
             self._spans.clear()
+            self._points.clear()
+            self._metric_requests = 0
             self._export_requests = 0
             self._refused_requests = 0
 
@@ -414,6 +569,21 @@ class OtlpReceiver(LocalService):
         with self._changed:
             self._spans.extend(decoded)
             self._export_requests += 1
+            self._changed.notify_all()
+
+    def _admit_metrics(self) -> Refusal | None:
+        refusal = self._metric_faults.refusal_after_delay()
+        if refusal is not None:
+            with self._changed:
+                self._refused_requests += 1
+                self._changed.notify_all()
+        return refusal
+
+    def _store_metrics(self, request: ExportMetricsServiceRequest) -> None:
+        decoded = points_from_request(request)
+        with self._changed:
+            self._points.extend(decoded)
+            self._metric_requests += 1
             self._changed.notify_all()
 
 
@@ -444,12 +614,48 @@ class _TraceService(TraceServiceServicer):
         return ExportTraceServiceResponse()
 
 
+class _MetricsService(MetricsServiceServicer):
+    def __init__(self, receiver: OtlpReceiver) -> None:
+        self._receiver = receiver
+
+    def Export(  # noqa: N802 - the name is the gRPC method's
+        self, request: ExportMetricsServiceRequest, context: grpc.ServicerContext
+    ) -> ExportMetricsServiceResponse:
+        refusal = self._receiver._admit_metrics()
+        if refusal is not None:
+            context.abort(refusal.grpc_code, "refused by the test receiver")
+        self._receiver._store_metrics(request)
+        return ExportMetricsServiceResponse()
+
+
+def _post_metrics(handler: Any, receiver: OtlpReceiver) -> None:  # noqa: ANN401 - the handler class is local
+    """Answer an OTLP/HTTP metrics POST, protobuf only (what the SDK's HTTP exporter sends)."""
+    body = handler.rfile.read(int(handler.headers.get("Content-Length", "0")))
+    try:
+        if handler.headers.get("Content-Encoding", "").strip().lower() == "gzip":
+            body = gzip.decompress(body)
+        request = ExportMetricsServiceRequest.FromString(body)
+    except (DecodeError, OSError) as error:
+        handler._answer(HTTPStatus.BAD_REQUEST, str(error).encode(), "text/plain")
+        return
+    refusal = receiver._admit_metrics()
+    if refusal is not None:
+        handler._answer(refusal.http_status, b"refused by the test receiver", "text/plain")
+        return
+    receiver._store_metrics(request)
+    response = ExportMetricsServiceResponse().SerializeToString()
+    handler._answer(HTTPStatus.OK, response, PROTOBUF_CONTENT_TYPE)
+
+
 def _http_handler_for(receiver: OtlpReceiver) -> type[BaseHTTPRequestHandler]:
     class OtlpHttpHandler(BaseHTTPRequestHandler):
         # HTTP/1.0 closes each connection after its answer, so no handler thread outlives stop().
         protocol_version = "HTTP/1.0"
 
         def do_POST(self) -> None:
+            if self.path.split("?", 1)[0] == METRICS_PATH:
+                _post_metrics(self, receiver)
+                return
             if self.path.split("?", 1)[0] != TRACES_PATH:
                 self._answer(HTTPStatus.NOT_FOUND, b"", "text/plain")
                 return
@@ -490,12 +696,15 @@ __all__ = [
     "ExportFaults",
     "OtlpReceiver",
     "ReceivedEvent",
+    "ReceivedPoint",
     "ReceivedSpan",
     "Refusal",
     "SpanConflict",
     "decode_any_value",
     "decode_attributes",
     "decode_http_body",
+    "metric_totals",
+    "points_from_request",
     "request_from_otlp_json",
     "spans_from_request",
     "unique_spans_of",

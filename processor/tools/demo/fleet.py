@@ -58,6 +58,10 @@ SCENARIO_NOTES = {
     Scenario.TOT_BUILD_ID: "a postsubmit numbered by tot (a counter, not a snowflake ID)",
     Scenario.POD_REVIVED: "its pod was evicted mid-test and rerun under a new build ID",
     Scenario.FLAKY_CLONE: "a git fetch failed once and clonerefs retried it",
+    Scenario.POD_PENDING_TIMEOUT: "its pod never left Pending: plank's pod pending timeout",
+    Scenario.IMAGE_PULL_BACKOFF: "its test image never pulled (ImagePullBackOff): pending timeout",
+    Scenario.TEKTON_PIPELINE: "a tekton-pipeline job: a PipelineRun, no pod to show",
+    Scenario.LEGACY_ARTIFACTS: "written by an older Prow: no pendingTime, clone records untimed",
 }
 """What each scenario shows, one line, printed above its waterfall."""
 

@@ -11,6 +11,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from opentelemetry.sdk.metrics.export import HistogramDataPoint, MetricsData, NumberDataPoint
 from rich.console import Console
 from rich.measure import Measurement
 from rich.table import Table
@@ -154,6 +155,66 @@ def summary_table(
             cells.append(scenario.value if scenario is not None else "")
         table.add_row(*cells)
     return table
+
+
+@dataclass(frozen=True)
+class MetricRow:
+    """One series of the metrics summary: what it counts, how many, and the seconds if timed."""
+
+    metric: str
+    labels: str
+    count: int
+    seconds: float | None = None
+
+
+_METRIC_LABELS = (
+    "cicd.pipeline.run.state",
+    "cicd.pipeline.result",
+    "error.type",
+    "cicd.system.component",
+)
+"""What the summary shows, in this order; the job name is summed over (the table stays narrow)."""
+
+
+def metric_rows(data: MetricsData | None) -> list[MetricRow]:
+    """Flatten what the in-memory reader collected into one row per metric and attribute set."""
+    rows: list[MetricRow] = []
+    for resource_metrics in data.resource_metrics if data else ():
+        for scope_metrics in resource_metrics.scope_metrics:
+            for metric in scope_metrics.metrics:
+                for point in metric.data.data_points:
+                    attributes = point.attributes or {}
+                    labels = " ".join(
+                        str(attributes[key]) for key in _METRIC_LABELS if key in attributes
+                    )
+                    if isinstance(point, HistogramDataPoint):
+                        rows.append(MetricRow(metric.name, labels, point.count, point.sum))
+                    elif isinstance(point, NumberDataPoint):
+                        rows.append(MetricRow(metric.name, labels, int(point.value)))
+    merged: dict[tuple[str, str], MetricRow] = {}
+    for row in rows:  # summed over job names: the demo's fleet has many, each run a few times
+        old = merged.get((row.metric, row.labels))
+        if old is not None:
+            seconds = None if row.seconds is None else (old.seconds or 0.0) + row.seconds
+            row = MetricRow(row.metric, row.labels, old.count + row.count, seconds)  # noqa: PLW2901 - merging into the same name reads best
+        merged[(row.metric, row.labels)] = row
+    return sorted(merged.values(), key=lambda row: (row.metric, row.labels))
+
+
+def print_metrics(console: Console, data: MetricsData | None) -> None:
+    """Print the CI/CD metrics the worker recorded, summed over job names."""
+    console.print()
+    console.rule(Text("CI/CD metrics", style="bold cyan"), align="left", style="cyan")
+    table = Table(box=None, pad_edge=False, padding=(0, 1), header_style="bold underline")
+    table.add_column("metric", no_wrap=True)
+    table.add_column("state result error", overflow="fold")
+    table.add_column("count", justify="right", no_wrap=True)
+    table.add_column("mean", justify="right", no_wrap=True)
+    for row in metric_rows(data):
+        timed = row.seconds is not None and row.count
+        mean = format_duration(int((row.seconds or 0.0) / row.count * 1e9)) if timed else ""
+        table.add_row(row.metric.removeprefix("cicd."), row.labels, str(row.count), mean)
+    console.print(table)
 
 
 @dataclass(frozen=True)

@@ -33,6 +33,7 @@ from pathlib import Path
 from types import FrameType
 
 import structlog
+from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 from opentelemetry.sdk.trace.export import SpanExporter
 from rich.console import Console
 
@@ -40,6 +41,7 @@ from processor.app import build_pipeline
 from processor.config import PullSettings, Settings
 from processor.export.exporters import FanOutExporter, build_exporter
 from processor.export.group_commit import GroupCommitExporter
+from processor.export.metrics import MetricsRecorder, build_metrics
 from processor.export.otlp_json import OtlpJsonFileExporter
 from processor.logs import configure_logging
 from processor.tools.demo import report
@@ -90,6 +92,8 @@ class DemoOptions:
     output: Path = Path(DEFAULT_OUTPUT)
     use_emulator: bool = True
     keep: bool = False
+    metrics: bool = False
+    """Record the CI/CD metrics in memory and print a summary of them."""
 
 
 @dataclass(frozen=True)
@@ -254,13 +258,18 @@ def _run(options: DemoOptions, context: _Context) -> DemoResult:
         f"{fleet.artifact_files} artifact files"
     )
     sink = _Sink.open(workdir, environ=environ, otel_env=otel_env, steps=steps, stack=context.stack)
-    server = _trace_through_pubsub(options, fleet, sink, steps, context)
+    reader = InMemoryMetricReader() if options.metrics else None
+    metrics = build_metrics(otel_env, readers=[reader]) if reader else MetricsRecorder(None)
+    server = _trace_through_pubsub(options, fleet, sink, steps, context, metrics=metrics)
     delivery = sink.finish_endpoint(console, steps)
     shutil.move(sink.file_path, options.output)
 
     spans = sink.collector.spans()
     views = report.print_waterfalls(console, spans, fleet.scenario_by_trace)
     report.print_summary(console, views, fleet.scenario_by_trace)
+    if reader is not None:
+        report.print_metrics(console, reader.get_metrics_data())
+        metrics.shutdown()
     console.print()
     elapsed = time.monotonic() - context.started
     kept = workdir if options.keep else None
@@ -344,8 +353,14 @@ class _Sink:
         return delivery
 
 
-def _trace_through_pubsub(
-    options: DemoOptions, fleet: DemoFleet, sink: _Sink, steps: report.Steps, context: _Context
+def _trace_through_pubsub(  # noqa: PLR0913 - the run's parts, passed once
+    options: DemoOptions,
+    fleet: DemoFleet,
+    sink: _Sink,
+    steps: report.Steps,
+    context: _Context,
+    *,
+    metrics: MetricsRecorder,
 ) -> PubSubServer:
     """Start Pub/Sub and the worker, publish the stream, wait for every trace, stop them."""
     # Stopped in reverse order of registration: worker, exporters, clients, Pub/Sub. On failure
@@ -370,6 +385,7 @@ def _trace_through_pubsub(
         Settings(artifacts=str(fleet.mirror_root), grace=timedelta(0)),
         context.otel_env,
         exporter=exporter,
+        metrics=metrics,
     )
     worker = PullWorker(
         clients.streaming,
