@@ -4,7 +4,7 @@
 # Build:  docker build -t IMAGE .   or   gcloud builds submit --tag IMAGE .   (docs/DEPLOY.md)
 #
 # The build stage installs through scripts/install.sh, the same script CI runs into a scratch
-# venv (tests/test_dockerfile.py), so the image gets exactly what uv.lock pins and CI has checked.
+# venv (tests/deploy/test_dockerfile.py), so the image gets exactly what uv.lock pins and CI has checked.
 # The runtime stage is distroless: Python and its libraries, no shell, no package manager, no
 # compiler, and a non-root user.
 #

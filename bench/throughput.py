@@ -25,11 +25,10 @@ from typing import Any
 from bench import floor
 from bench.receiver import CountingReceiver, otlp_environ
 from bench.workspace import Corpus, read_deliveries
-from processor.app import build_pipeline
+from processor.app import build_pipeline, service_exporter
 from processor.config import Settings
 from processor.core.message import Delivery
-from processor.export.exporters import build_exporter, build_resource
-from processor.export.group_commit import GroupCommitExporter
+from processor.export.exporters import build_resource
 from processor.logs import configure_logging
 from processor.pipeline import Outcome, Pipeline, Result
 
@@ -85,7 +84,7 @@ def _measure_pipeline(
         timed = _timed(lambda: handle_serially(pipeline, deliveries))
         pipeline_exporter = None
     else:
-        pipeline_exporter = GroupCommitExporter(build_exporter(os.environ))
+        pipeline_exporter = service_exporter(os.environ)  # the services' exporter, as wired
         pipeline = build_pipeline(settings, exporter=pipeline_exporter)
         handle_concurrently(pipeline, deliveries[:WARMUP_MESSAGES])
         timed = _timed(lambda: handle_concurrently(pipeline, deliveries))

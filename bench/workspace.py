@@ -17,11 +17,12 @@ from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 
 from processor.artifacts.mirror import MirrorArtifactStore
-from processor.core.message import Delivery, delivery_from_push
+from processor.core.message import Delivery
 from processor.export.exporters import build_resource
 from processor.export.otel import SpanConverter
 from processor.pipeline import Outcome, Pipeline, PipelineSettings
 from processor.synthetic import Published, generate, write_jsonl, write_mirror
+from processor.transports.envelope import delivery_from_push
 
 SEED = 2026
 

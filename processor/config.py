@@ -64,10 +64,12 @@ from __future__ import annotations
 
 import os
 import re
+import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
+from typing import TextIO
 
 from processor.artifacts import DEFAULT_MAX_ARTIFACT_BYTES
 from processor.core.ids import IdMode
@@ -107,9 +109,18 @@ class Settings:
             )
 
 
-def load_settings(env: Mapping[str, str] = os.environ, **overrides: str | float | None) -> Settings:
-    """Read :class:`Settings` from ``env``; non-``None`` ``overrides`` (from flags) win."""
-    values: dict[str, str | float | None] = {
+def load_settings(
+    env: Mapping[str, str] = os.environ,
+    *,
+    defaults: Mapping[str, str | float | None] | None = None,
+    **overrides: str | float | None,
+) -> Settings:
+    """Read :class:`Settings`: non-``None`` ``overrides`` (flags) win over ``env``.
+
+    ``defaults`` (a command's own, e.g. grace 0 for replay and backfill) apply where neither a
+    flag nor a variable gives a value; below them, the defaults documented above.
+    """
+    from_env: dict[str, str | None] = {
         "id_mode": env.get("PROWTRACE_ID_MODE"),
         "artifacts": env.get("PROWTRACE_ARTIFACTS"),
         "grace_seconds": env.get("PROWTRACE_GRACE_SECONDS"),
@@ -117,7 +128,9 @@ def load_settings(env: Mapping[str, str] = os.environ, **overrides: str | float 
         "log_level": env.get("PROWTRACE_LOG_LEVEL"),
         "log_format": env.get("PROWTRACE_LOG_FORMAT"),
     }
-    values.update({key: value for key, value in overrides.items() if value is not None})
+    values: dict[str, str | float | None] = dict.fromkeys(from_env)
+    for layer in (defaults or {}, from_env, overrides):  # lowest precedence first
+        values.update({key: value for key, value in layer.items() if value is not None})
     id_mode = str(values["id_mode"] or IdMode.UID)
     try:
         mode = IdMode(id_mode)
@@ -154,6 +167,11 @@ def load_settings(env: Mapping[str, str] = os.environ, **overrides: str | float 
             deny=patterns(env.get("PROWTRACE_LABELS_DENY"), default=()),
         ),
     )
+
+
+def default_log_format(stream: TextIO | None = None) -> str:
+    """Return ``console`` when ``stream`` (standard error) is a terminal, else ``json``."""
+    return "console" if (stream or sys.stderr).isatty() else "json"
 
 
 def patterns(value: str | None, *, default: tuple[str, ...]) -> tuple[str, ...]:

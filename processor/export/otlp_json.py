@@ -217,16 +217,29 @@ def _read_line(line_number: int, text: str) -> list[ShownSpan]:
             f"expected a JSON object (an ExportTraceServiceRequest), got {type(document).__name__}",
         )
     try:
-        for span in _spans_in(document):
-            _rewrite_ids(span, _any_id_to_base64)
-            for link in _list_at(span, "links"):
-                _rewrite_ids(link, _any_id_to_base64)
-        request = json_format.ParseDict(
-            document, ExportTraceServiceRequest(), ignore_unknown_fields=True
-        )
-    except (ValueError, json_format.ParseError) as error:
+        request = request_from_otlp_json(document)
+    except ValueError as error:
         raise MalformedOtlpJson(line_number, str(error)) from error
     return _spans_of_request(line_number, request)
+
+
+def request_from_otlp_json(document: dict[str, Any]) -> ExportTraceServiceRequest:
+    """Parse one decoded OTLP/JSON trace export (a file line, an OTLP/HTTP JSON body).
+
+    IDs may be hex (the OTLP/JSON rule) or base64 (generic proto3 JSON), keys camelCase or
+    snake_case. ``document`` is rewritten in place. Raises ``ValueError`` when it is not a valid
+    ``ExportTraceServiceRequest``.
+    """
+    for span in _spans_in(document):
+        _rewrite_ids(span, _any_id_to_base64)
+        for link in _list_at(span, "links"):
+            _rewrite_ids(link, _any_id_to_base64)
+    try:
+        return json_format.ParseDict(
+            document, ExportTraceServiceRequest(), ignore_unknown_fields=True
+        )
+    except json_format.ParseError as error:
+        raise ValueError(str(error)) from error
 
 
 def _spans_of_request(line_number: int, request: ExportTraceServiceRequest) -> list[ShownSpan]:

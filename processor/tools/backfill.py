@@ -45,7 +45,6 @@ those in flight finish, the summary is printed).
 from __future__ import annotations
 
 import re
-import signal
 import sys
 import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -53,9 +52,9 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
-from types import FrameType
 from typing import Any, Protocol, TextIO, TypeVar, cast
 
+from processor.app import stop_on_signals
 from processor.artifacts import (
     ArtifactError,
     ArtifactStore,
@@ -66,10 +65,10 @@ from processor.config import ConfigError, Settings
 from processor.core import facts
 from processor.core.jsonshape import ShapeError
 from processor.core.message import Delivery
+from processor.exit_codes import ExitCode
 from processor.pipeline import Outcome, Pipeline, Result
 from processor.tools.backfill_progress import (
     DEFAULT_LINE_INTERVAL_SECONDS,
-    EXIT_INTERRUPTED,
     CurrentStream,
     Summary,
     Tally,
@@ -376,28 +375,6 @@ def _read_ahead(store: ArtifactStore, folder: str, data: bytes) -> Iterator[None
         store.remember(folder, None)
 
 
-@contextmanager
-def stop_on_signals(stop: threading.Event) -> Iterator[None]:
-    """Set ``stop`` on the first SIGINT (Ctrl-C) or SIGTERM; a second Ctrl-C quits at once.
-
-    Call from the main thread. The previous handlers are restored on exit.
-    """
-    signals = (signal.SIGINT, signal.SIGTERM)
-
-    def request_stop(signum: int, frame: FrameType | None) -> None:
-        del signum, frame
-        stop.set()
-        # From now on Ctrl-C raises KeyboardInterrupt: a way out if a run in flight hangs.
-        signal.signal(signal.SIGINT, signal.default_int_handler)
-
-    previous = {signum: signal.signal(signum, request_stop) for signum in signals}
-    try:
-        yield
-    finally:
-        for signum, handler in previous.items():
-            signal.signal(signum, handler)
-
-
 # The command.
 
 
@@ -418,7 +395,7 @@ class BackfillOptions:
 
 
 @dataclass(frozen=True, slots=True)
-class Plan:
+class BackfillPlan:
     """A validated command line: what to list, which runs to keep, where their messages go."""
 
     prefixes: tuple[str, ...]
@@ -436,7 +413,7 @@ class Plan:
         return "published" if self.topic else "traced"
 
 
-def plan_from_options(options: BackfillOptions, now: datetime) -> Plan:
+def plan_from_options(options: BackfillOptions, now: datetime) -> BackfillPlan:
     """Validate the options; raise :class:`~processor.config.ConfigError` naming the bad one."""
     if not options.prefixes:
         raise ConfigError("give at least one artifact prefix, e.g. gs://BUCKET/logs/JOB/")
@@ -459,7 +436,7 @@ def plan_from_options(options: BackfillOptions, now: datetime) -> Plan:
         raise ConfigError(f"--concurrency must be at least 1, got {options.concurrency}")
     if options.publish is not None and not TOPIC_PATTERN.match(options.publish):
         raise ConfigError(f"--publish {options.publish!r}: expected projects/PROJECT/topics/TOPIC")
-    return Plan(
+    return BackfillPlan(
         prefixes=tuple(prefixes),
         selection=Selection(since=since, until=until, job=job),
         concurrency=options.concurrency,
@@ -493,7 +470,7 @@ class Edges:
 
 
 def run_command(  # noqa: PLR0913 - the plan, its edges, and where output goes
-    plan: Plan,
+    plan: BackfillPlan,
     edges: Edges,
     *,
     progress: TextIO,
@@ -526,7 +503,7 @@ def run_command(  # noqa: PLR0913 - the plan, its edges, and where output goes
 
 
 def build_edges(
-    plan: Plan, settings: Settings, env: Mapping[str, str], *, dry_run_out: TextSink
+    plan: BackfillPlan, settings: Settings, env: Mapping[str, str], *, dry_run_out: TextSink
 ) -> Edges:
     """Build the store and the sink the plan needs, as a deployment would configure them.
 
@@ -547,12 +524,10 @@ def build_edges(
             close=[publisher.stop, publisher.transport.close],
         )
     # Imported here: the exporters pull in gRPC and HTTP clients only this mode needs.
-    from processor.app import build_pipeline, service_metrics  # noqa: PLC0415
-    from processor.export.exporters import build_exporter  # noqa: PLC0415
-    from processor.export.group_commit import GroupCommitExporter  # noqa: PLC0415
+    from processor.app import build_pipeline, service_exporter, service_metrics  # noqa: PLC0415
     from processor.export.metrics import OFFLINE_FLUSH_SECONDS  # noqa: PLC0415
 
-    exporter = GroupCommitExporter(build_exporter(env))
+    exporter = service_exporter(env)
     metrics = service_metrics(env, wanted=plan.metrics)
     pipeline = build_pipeline(settings, env, exporter=exporter, store=reader, metrics=metrics)
     return Edges(
@@ -596,7 +571,7 @@ def backfill_main(
     edges = build_edges(plan, settings, env, dry_run_out=CurrentStream("stdout"))
     stop = threading.Event()
     try:
-        with stop_on_signals(stop):
+        with stop_on_signals(stop.set):
             summary = run_command(
                 plan,
                 edges,
@@ -606,7 +581,7 @@ def backfill_main(
             )
     except KeyboardInterrupt:  # the second Ctrl-C: the user wants out now
         write_line(sys.stderr, "backfill: quit; runs in flight were cut short")
-        return EXIT_INTERRUPTED
+        return ExitCode.INTERRUPTED
     return summary.exit_code
 
 

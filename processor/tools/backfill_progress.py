@@ -26,13 +26,11 @@ from rich.progress import (
 from rich.progress_bar import ProgressBar
 from rich.text import Text
 
+from processor.exit_codes import ExitCode
 from processor.tools.backfill_runs import RunOutcome, RunResult
 from processor.tools.waterfall import visible_text
 
 DEFAULT_LINE_INTERVAL_SECONDS = 10.0
-EXIT_OK = 0
-EXIT_FAILED = 1
-EXIT_INTERRUPTED = 130
 """128 + SIGINT, what a shell reports for a command stopped by Ctrl-C."""
 _RUN_PLACEHOLDER = "<run>"
 _SHOWN_GROUPS = 10
@@ -210,10 +208,10 @@ class Summary:
     def exit_code(self) -> int:
         """130 if interrupted, else 1 if anything failed, else 0."""
         if self.interrupted:
-            return EXIT_INTERRUPTED
+            return ExitCode.INTERRUPTED
         if self.counts.failed or self.listing_errors or self.fatal:
-            return EXIT_FAILED
-        return EXIT_OK
+            return ExitCode.NOT_ALL_TRACED
+        return ExitCode.OK
 
     def render(self) -> str:
         """Return the human summary: counts, then skip and failure reasons, grouped."""

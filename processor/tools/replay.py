@@ -18,8 +18,9 @@ from typing import TextIO
 
 import structlog
 
-from processor.core.message import Delivery, InvalidEnvelope, delivery_from_envelope
+from processor.core.message import Delivery
 from processor.pipeline import Outcome, Result
+from processor.transports.envelope import InvalidEnvelope, delivery_from_envelope
 
 log = structlog.get_logger("prowtrace.replay")
 

@@ -17,8 +17,8 @@ from rich.text import Text
 
 from processor.export.otlp_json import MalformedOtlpJson, ShownSpan, read_otlp_json
 from processor.tools.waterfall import (
-    Outcome,
     Row,
+    Tone,
     TraceView,
     build_trace_views,
     format_duration,
@@ -30,10 +30,10 @@ from processor.tools.waterfall_html import render_html
 __all__ = ["render_html", "render_waterfall", "show_main"]
 
 _OUTCOME_STYLES = {
-    Outcome.GOOD: "green",
-    Outcome.BAD: "red",
-    Outcome.WARNING: "yellow",
-    Outcome.NEUTRAL: "blue",
+    Tone.GOOD: "green",
+    Tone.BAD: "red",
+    Tone.WARNING: "yellow",
+    Tone.NEUTRAL: "blue",
 }
 _DURATION_WIDTH = 8
 _MIN_BAR_WIDTH = 10
@@ -143,7 +143,7 @@ def _row_label(row: Row, glyphs: _Glyphs, *, under_marker: bool | None = None) -
     if len(levels) > _MAX_GUIDE_LEVELS:  # very deep trees: keep room for the name
         guides = glyphs.ellipsis + guides[-2 * (_MAX_GUIDE_LEVELS - 1) :]
     span = row.span
-    is_error = status_outcome(span.status_code) is Outcome.BAD
+    is_error = status_outcome(span.status_code) is Tone.BAD
     label = Text(guides, style="dim")
     if is_error:
         label.append(glyphs.error, style="bold red")

@@ -37,7 +37,7 @@ _SECONDS_PER_MINUTE = 60
 _SECONDS_PER_HOUR = 3_600
 
 
-class Outcome(Enum):
+class Tone(Enum):
     """How a trace or span ended, for colouring."""
 
     GOOD = "good"
@@ -48,12 +48,12 @@ class Outcome(Enum):
 
 # cicd.pipeline.result values (semantic conventions) and how they read.
 _RESULT_OUTCOMES = {
-    "success": Outcome.GOOD,
-    "failure": Outcome.BAD,
-    "error": Outcome.BAD,
-    "timeout": Outcome.BAD,
-    "cancellation": Outcome.WARNING,
-    "skip": Outcome.WARNING,
+    "success": Tone.GOOD,
+    "failure": Tone.BAD,
+    "error": Tone.BAD,
+    "timeout": Tone.BAD,
+    "cancellation": Tone.WARNING,
+    "skip": Tone.WARNING,
 }
 
 
@@ -80,7 +80,7 @@ class TraceView:
     trace_id: str
     title: str
     result: str
-    outcome: Outcome
+    outcome: Tone
     start_ns: int
     end_ns: int
     key_attributes: tuple[tuple[str, str], ...]
@@ -159,7 +159,7 @@ def _trace_view(trace_id: str, spans: list[ShownSpan]) -> TraceView:
             orphan_rows += layout.subtrees([stranded], orphan=True)
 
     root = _title_span(roots)
-    result, outcome = _result(root) if root is not None else ("", Outcome.NEUTRAL)
+    result, outcome = _result(root) if root is not None else ("", Tone.NEUTRAL)
     return TraceView(
         trace_id=trace_id,
         title=root.name if root is not None else "(no root span in this file)",
@@ -216,12 +216,12 @@ def _title_span(roots: list[ShownSpan]) -> ShownSpan | None:
     return roots[0] if roots else None
 
 
-def _result(root: ShownSpan) -> tuple[str, Outcome]:
+def _result(root: ShownSpan) -> tuple[str, Tone]:
     declared = root.attributes.get("cicd.pipeline.result")
     if isinstance(declared, str) and declared:
-        return declared, _RESULT_OUTCOMES.get(declared.lower(), Outcome.NEUTRAL)
+        return declared, _RESULT_OUTCOMES.get(declared.lower(), Tone.NEUTRAL)
     if root.status_code is StatusCode.UNSET:
-        return "", Outcome.NEUTRAL  # no result declared: no badge rather than "unset"
+        return "", Tone.NEUTRAL  # no result declared: no badge rather than "unset"
     return status_label(root.status_code), status_outcome(root.status_code)
 
 
@@ -230,13 +230,13 @@ def status_label(code: StatusCode) -> str:
     return code.name.lower()
 
 
-def status_outcome(code: StatusCode) -> Outcome:
+def status_outcome(code: StatusCode) -> Tone:
     """Map a span status to its colour class."""
     if code is StatusCode.ERROR:
-        return Outcome.BAD
+        return Tone.BAD
     if code is StatusCode.OK:
-        return Outcome.GOOD
-    return Outcome.NEUTRAL
+        return Tone.GOOD
+    return Tone.NEUTRAL
 
 
 def _key_attributes(root: ShownSpan | None, spans: list[ShownSpan]) -> tuple[tuple[str, str], ...]:

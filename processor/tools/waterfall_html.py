@@ -19,8 +19,8 @@ from opentelemetry.trace import StatusCode
 
 from processor.export.otlp_json import AttributeValue, ShownSpan
 from processor.tools.waterfall import (
-    Outcome,
     Row,
+    Tone,
     TraceView,
     attribute_text,
     build_trace_views,
@@ -137,10 +137,10 @@ _SCRIPT = """
 """
 
 _OUTCOME_CLASSES = {
-    Outcome.GOOD: "good",
-    Outcome.BAD: "bad",
-    Outcome.WARNING: "warning",
-    Outcome.NEUTRAL: "neutral",
+    Tone.GOOD: "good",
+    Tone.BAD: "bad",
+    Tone.WARNING: "warning",
+    Tone.NEUTRAL: "neutral",
 }
 
 

@@ -8,7 +8,8 @@ client's buffer are nacked by the library, and the callbacks in flight finish (a
 before :meth:`PullWorker.stop` returns. A callback can be stuck for the exporter's whole timeout
 (an OTLP exporter retries a down backend for 10 s by default), longer than Cloud Run's 10 s between
 SIGTERM and SIGKILL, so ``stop`` keeps a reserve of its budget: when only that reserve is left it
-aborts the exports in flight (the caller's ``abort_exports``), and the callbacks nack at once.
+aborts the exports in flight (the caller's ``abort_exports``), and the callbacks nack at once
+(:func:`processor.transports.settle.drain`, shared with the push endpoint).
 
 A message whose only problem is a late file (``Result.late``: crier's GCS reporter has not
 written ``prowjob.json``/``podinfo.json`` yet) is neither acked nor nacked: it is held
@@ -41,13 +42,11 @@ from google.cloud.pubsub_v1.types import FlowControl
 from processor.config import PullSettings
 from processor.core.message import Delivery
 from processor.pipeline import Outcome, Result
-from processor.transports.disposition import crash_result, dispose
 from processor.transports.holding import Holding, next_recheck
+from processor.transports.settle import decide, drain, process
 
 log = structlog.get_logger("prowtrace.pull")
 
-ABORT_RESERVE_SECONDS = 3.0
-"""Of the stop budget, what is kept for callbacks to nack after their exports were aborted."""
 LEASE_MARGIN_SECONDS = 600.0
 """The library drops a lease older than max_lease_duration: keep it this far past the grace."""
 
@@ -154,15 +153,14 @@ class PullWorker:
         if held:
             log.info("pull_stop_nacked_held", held=len(held))
         future.cancel()
-        budget = self._settings.shutdown_timeout
-        drain = budget if abort_exports is None else max(budget - ABORT_RESERVE_SECONDS, 0.0)
-        settled = _settle(future, drain)
-        if not settled and abort_exports is not None:
-            log.warning("pull_stop_aborting_exports", in_flight=self.in_flight, after=drain)
-            abort_exports()
-            settled = _settle(future, budget - drain)
-        if not settled:
-            log.warning("pull_stop_timeout", timeout=budget, in_flight=self.in_flight)
+        drain(
+            lambda seconds: _stream_closed(future, seconds),
+            self._settings.shutdown_timeout,
+            abort_exports,
+            in_flight=lambda: self.in_flight,
+            log=log,
+            event="pull_stop",
+        )
         self._renack([message.ack_id for message, _ in held])
         log.info("pull_stopped", acked=self.acked, nacked=self.nacked)
 
@@ -218,21 +216,18 @@ class PullWorker:
         delivery = held.delivery
         with self._lock:
             self.in_flight += 1
+        last, recheck = held.last, self._recheck
+        run = self._handle
+        if last is not None and recheck is not None:
+            run = lambda again: recheck(again, last)  # noqa: E731 - the same shape as handle
         try:
-            if held.last is not None and self._recheck is not None:
-                result = self._recheck(delivery, held.last)
-            else:
-                result = self._handle(delivery)
-        except Exception as error:  # never let one message kill the callback pool
-            log.exception("message_crashed", message_id=message.message_id)
-            result = crash_result(error)
+            result = process(run, delivery, log=log)
         finally:
             with self._lock:
                 self.in_flight -= 1
         if result.late and self._hold(message, replace(held, last=result), first=first):
             return
-        disposition = dispose(result, delivery, project=self._project)
-        getattr(log, disposition.level)("message", **disposition.fields)
+        disposition = decide(result, delivery, project=self._project, log=log)
         with self._lock:
             self.outcomes[result.outcome] += 1
             if disposition.ack:
@@ -259,7 +254,7 @@ class PullWorker:
         return True
 
 
-def _settle(future: StreamingPullFuture, timeout: float) -> bool:
+def _stream_closed(future: StreamingPullFuture, timeout: float) -> bool:
     """Wait up to ``timeout`` s for the stream's shutdown; True once it is complete."""
     try:
         future.result(timeout=timeout)

@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -41,9 +42,9 @@ import structlog
 from aiohttp import web
 
 from processor.config import PushSettings
-from processor.core.message import Delivery, InvalidEnvelope, delivery_from_push
+from processor.core.message import Delivery
 from processor.pipeline import Outcome, Result
-from processor.transports.disposition import crash_result, dispose
+from processor.transports.envelope import InvalidEnvelope, delivery_from_push
 from processor.transports.holding import next_recheck
 from processor.transports.oidc import (
     OidcVerifier,
@@ -51,14 +52,13 @@ from processor.transports.oidc import (
     Unauthenticated,
     VerifierUnavailable,
 )
+from processor.transports.settle import decide, drain, process
 
 log = structlog.get_logger("prowtrace.push")
 
 STATUS_ACK = 204
 STATUS_RETRY = 503
 STATUS_POISON = 422
-ABORT_RESERVE_SECONDS = 3.0
-"""Of the drain budget, what is kept for requests to answer after their exports were aborted."""
 
 
 class _Refused(Exception):
@@ -91,7 +91,7 @@ class PushEndpoint:
         ``recheck`` (the pipeline's) runs a held message again cheaply, else ``handle`` does.
 
         ``abort_exports`` (e.g. the exporter's ``shutdown``) is called while draining if requests
-        are still in flight when only ``ABORT_RESERVE_SECONDS`` of the drain budget remain: an
+        are still in flight when only ``settle.ABORT_RESERVE_SECONDS`` of the budget remain: an
         exporter retrying a down backend would otherwise hold them past Cloud Run's SIGKILL.
         """
         self._handle = handle
@@ -108,9 +108,9 @@ class PushEndpoint:
         self.in_flight = 0
         self.held = 0
         self.rechecks = 0
-        self._idle = asyncio.Event()
-        self._idle.set()
         self._stop_holding = asyncio.Event()
+        self._idle = threading.Event()  # the drain waits on it in a thread (settle.drain)
+        self._idle.set()
 
     async def push(self, request: web.Request) -> web.Response:
         """Take one push envelope; the status code is the ack (2xx) or the nack."""
@@ -131,22 +131,20 @@ class PushEndpoint:
             self.in_flight -= 1
             if self.in_flight == 0:
                 self._idle.set()
-        disposition = dispose(result, delivery, project=self._project)
-        getattr(log, disposition.level)("message", **disposition.fields)
+        disposition = decide(result, delivery, project=self._project, log=log)
         if disposition.ack:
             return web.Response(status=STATUS_ACK)
         status = STATUS_RETRY if result.outcome is Outcome.RETRY else STATUS_POISON
         return web.Response(status=status, text=result.reason)
 
     async def _run(self, delivery: Delivery, late: Result | None = None) -> Result:
+        """Run the pipeline (a re-check when ``late``) on the pool; a crash is poison."""
+        run = self._handle
+        recheck = self._recheck
+        if late is not None and recheck is not None:
+            run = lambda again: recheck(again, late)  # noqa: E731 - the same shape as handle
         loop = asyncio.get_running_loop()
-        try:
-            if late is not None and self._recheck is not None:
-                return await loop.run_in_executor(self._pool, self._recheck, delivery, late)
-            return await loop.run_in_executor(self._pool, self._handle, delivery)
-        except Exception as error:  # a crash is poison, not a 500 retried forever
-            log.exception("message_crashed", message_id=delivery.message_id)
-            return crash_result(error)
+        return await loop.run_in_executor(self._pool, lambda: process(run, delivery, log=log))
 
     async def _hold(self, delivery: Delivery, result: Result) -> Result:
         """Re-run a message with a late file until it is not late or the hold must end."""
@@ -224,26 +222,22 @@ class PushEndpoint:
     async def drain(self) -> None:
         """Refuse new messages and wait (bounded) for in-flight ones to finish.
 
-        In-flight requests may finish normally until only ``ABORT_RESERVE_SECONDS`` of the
-        budget remain; then the exports they wait on are aborted, so they answer 503 (nack).
+        In-flight requests may finish normally until only ``settle.ABORT_RESERVE_SECONDS`` of
+        the budget remain; then the exports they wait on are aborted, so they answer 503 (nack).
+        The wait runs on a thread of its own: the event loop keeps answering meanwhile.
         """
         self.draining = True
         self._stop_holding.set()
         log.info("serve_draining", in_flight=self.in_flight, held=self.held)
-        budget = self._settings.shutdown_timeout
-        drain = budget if self._abort_exports is None else max(budget - ABORT_RESERVE_SECONDS, 0)
-        idle = await self._wait_idle(drain)
-        if not idle and self._abort_exports is not None:
-            log.warning("serve_drain_aborting_exports", in_flight=self.in_flight, after=drain)
-            self._abort_exports()
-            idle = await self._wait_idle(budget - drain)
-        if not idle:
-            log.warning("serve_drain_timeout", timeout=budget, in_flight=self.in_flight)
-
-    async def _wait_idle(self, seconds: float) -> bool:
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._idle.wait(), seconds)
-        return self._idle.is_set()
+        await asyncio.to_thread(
+            drain,
+            self._idle.wait,
+            self._settings.shutdown_timeout,
+            self._abort_exports,
+            in_flight=lambda: self.in_flight,
+            log=log,
+            event="serve_drain",
+        )
 
     async def close(self, _app: web.Application) -> None:
         """Release the thread pool."""

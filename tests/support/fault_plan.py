@@ -1,6 +1,6 @@
 """How hard the fault-injection suite pushes, and where it writes the figures it measured.
 
-The suite (``tests/test_faults_*.py``, marker ``faults``) runs every case in a short form by
+The suite (``tests/faults/test_faults_*.py``, marker ``faults``) runs every case in a short form by
 default, seconds each, so it fits in CI. ``PROWTRACE_FAULTS_FULL=1`` selects the full-length
 variants that ``docs/RELIABILITY.md`` reports (a 60 s outage, 10,000 malformed inputs, three
 SIGKILLs...). ``PROWTRACE_FAULTS_REPORT=FILE`` makes each case append one JSON line of its figures

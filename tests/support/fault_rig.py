@@ -1,10 +1,10 @@
-"""In-process wiring for the fault-injection suite: the services' exporter and pipeline, by hand.
+"""In-process wiring for the fault-injection suite: the services' exporter and pipeline.
 
-``prowtrace serve`` and ``prowtrace pull`` export through a :class:`GroupCommitExporter` around
-the OTLP exporter and read artifacts from the store ``PROWTRACE_ARTIFACTS`` names. The cases that
-run a transport in the test process (the push endpoint, a :class:`PullWorker`) build the same
-chain here, aimed at an :class:`OtlpReceiver` and a local mirror, with the resource the oracle
-uses (``service.name=prow``), so what arrives can be compared with the oracle span for span.
+The cases that run a transport in the test process (the push endpoint, a :class:`PullWorker`)
+get the exporter, pipeline and worker from the composition root (:mod:`processor.app`), as
+``prowtrace serve`` and ``prowtrace pull`` do, aimed at an :class:`OtlpReceiver` (through the
+product's OTLP/gRPC exporter) and a local mirror, with the resource the oracle uses
+(``service.name=prow``), so what arrives can be compared with the oracle span for span.
 It also publishes in bulk (10,000 malformed messages one call each would take minutes).
 """
 
@@ -19,15 +19,17 @@ from pathlib import Path
 
 import structlog
 from google.pubsub_v1 import PubsubMessage
-from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
 
+from processor import app
+from processor.app import build_pipeline, service_exporter
 from processor.artifacts.mirror import MirrorArtifactStore
-from processor.config import PullSettings
+from processor.config import PullSettings, Settings
 from processor.core.ids import IdMode
 from processor.core.message import Delivery
 from processor.export.exporters import build_resource
 from processor.export.group_commit import GroupCommitExporter
 from processor.export.otel import SpanConverter
+from processor.export.otlp_encode import GrpcSpanExporter
 from processor.pipeline import Pipeline, PipelineSettings, Result
 from processor.synthetic import Published, SyntheticJob, generate, stream, write_mirror
 from processor.tools.demo.pubsub_emulator import PubSubEmulator
@@ -101,21 +103,15 @@ def receiver_exporter(
 
     The OTLP exporter retries UNAVAILABLE within ``timeout`` seconds, then reports FAILURE.
     """
-    return GroupCommitExporter(
-        OTLPSpanExporter(endpoint=receiver.grpc_endpoint, insecure=True, timeout=timeout)
-    )
+    inner = GrpcSpanExporter(endpoint=receiver.grpc_endpoint, insecure=True, timeout=timeout)
+    return service_exporter({}, inner=inner)
 
 
 def mirror_pipeline(
     mirror: Path, exporter: GroupCommitExporter, *, grace: timedelta = timedelta(0)
 ) -> Pipeline:
     """Return a pipeline reading ``mirror`` and exporting to ``exporter``, as the oracle does."""
-    return Pipeline(
-        MirrorArtifactStore(mirror),
-        exporter,
-        SpanConverter(build_resource({})),
-        PipelineSettings(id_mode=IdMode.UID, grace=grace),
-    )
+    return build_pipeline(Settings(artifacts=str(mirror), grace=grace), {}, exporter=exporter)
 
 
 @contextlib.contextmanager
@@ -146,7 +142,7 @@ def pull_worker(  # noqa: PLR0913 - each keyword is one PullSettings knob a case
         threads=threads,
         shutdown_timeout=shutdown_timeout,
     )
-    worker = PullWorker(emulator.streaming_subscriber(), settings, handle)
+    worker = app.pull_worker(emulator.streaming_subscriber(), settings, handle, {})
     worker.start()
     try:
         yield worker

@@ -14,12 +14,11 @@ refuse or slow down exports (traces and metrics each have their own switch)::
 
 from __future__ import annotations
 
-import base64
 import gzip
 import json
 import threading
 import zlib
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from http import HTTPStatus
@@ -27,7 +26,6 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Self
 
 import grpc
-from google.protobuf import json_format
 from google.protobuf.message import DecodeError
 from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import (
     ExportMetricsServiceRequest,
@@ -47,6 +45,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2_grpc import (
 )
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 
+from processor.export import otlp_json
 from processor.local_service import LocalService
 
 TRACES_PATH = "/v1/traces"
@@ -259,31 +258,15 @@ def metric_totals(points: Iterable[ReceivedPoint]) -> dict[SeriesKey, tuple[int,
     return totals
 
 
-def _hex_ids_to_base64(item: dict[str, Any], fields: Sequence[str]) -> None:
-    # OTLP JSON writes IDs as hex, where protobuf's JSON mapping expects base64 for bytes.
-    for field in fields:
-        if isinstance(item.get(field), str):
-            item[field] = base64.b64encode(bytes.fromhex(item[field])).decode("ascii")
-
-
 def request_from_otlp_json(body: bytes) -> ExportTraceServiceRequest:
-    """Parse an OTLP/JSON trace export body (hex IDs, camelCase keys) into its protobuf request.
+    """Parse an OTLP/JSON trace export body with the product's decoder (``prowtrace show``'s).
 
     Raises ``ValueError`` if the body is not valid OTLP/JSON.
     """
     document = json.loads(body)
-    for resource_spans in document.get("resourceSpans", []):
-        for scope_spans in resource_spans.get("scopeSpans", []):
-            for span in scope_spans.get("spans", []):
-                _hex_ids_to_base64(span, ("traceId", "spanId", "parentSpanId"))
-                for link in span.get("links", []):
-                    _hex_ids_to_base64(link, ("traceId", "spanId"))
-    request = ExportTraceServiceRequest()
-    try:
-        json_format.ParseDict(document, request, ignore_unknown_fields=True)
-    except json_format.ParseError as error:
-        raise ValueError(str(error)) from error
-    return request
+    if not isinstance(document, dict):
+        raise ValueError(f"expected a JSON object, got {type(document).__name__}")  # noqa: TRY004 - callers map ValueError to HTTP 400
+    return otlp_json.request_from_otlp_json(document)
 
 
 def decode_http_body(

@@ -1,7 +1,7 @@
-"""The demo's Pub/Sub: Google's emulator when installed, else the in-process server; clients.
+"""The demo's Pub/Sub: Google's emulator, and plain-gRPC clients to it.
 
-Both servers speak the same gRPC API, so everything after "start a server" is one code path:
-the same admin calls, the same publisher, the same streaming-pull client under the worker.
+The demo runs no Pub/Sub of its own: without the emulator it says so and offers ``replay`` of
+the same jobs instead (:mod:`processor.tools.demo.run`).
 """
 
 from __future__ import annotations
@@ -23,56 +23,50 @@ from google.pubsub_v1.services.subscriber.transports.grpc import SubscriberGrpcT
 
 from processor.synthetic import Published, message_bytes
 from processor.synthetic.fleet import PUBSUB_PROJECT, PUBSUB_TOPIC
-from processor.tools.demo.loopback_pubsub import LoopbackPubSub
 from processor.tools.demo.pubsub_emulator import EmulatorFailed, EmulatorNotFound, PubSubEmulator
 
 log = structlog.get_logger("prowtrace.demo")
 
 SUBSCRIPTION = "prowtrace-demo"
 EMULATOR = "Google's Pub/Sub emulator"
-IN_PROCESS = "an in-process Pub/Sub server"
 
 
 @dataclass(frozen=True)
 class PubSubServer:
-    """A running Pub/Sub server: what it is, where, and its process (None when in-process)."""
+    """The running emulator: where it listens and its process."""
 
-    label: str
     host: str
-    pid: int | None = None
-    fallback_reason: str = ""
-    """Why the emulator is not the one running ('' if it is, or was not asked for)."""
-
-    @property
-    def is_emulator(self) -> bool:
-        """True when this is Google's emulator."""
-        return self.pid is not None
+    pid: int
 
 
-def start_pubsub(
-    stack: ExitStack, *, use_emulator: bool, emulator_factory: Callable[[], PubSubEmulator]
+class EmulatorUnavailable(RuntimeError):
+    """The emulator cannot run here; ``reason`` completes "Google's Pub/Sub emulator ..."."""
+
+    def __init__(self, reason: str) -> None:
+        """Keep the reason, phrased to follow the emulator's name."""
+        super().__init__(f"{EMULATOR} {reason}")
+        self.reason = reason
+
+
+def start_emulator(
+    stack: ExitStack, emulator_factory: Callable[[], PubSubEmulator]
 ) -> PubSubServer:
-    """Start the emulator (or, if asked not to or it cannot start, the in-process server).
+    """Start the emulator; ``stack`` stops it, even if starting is interrupted half-way.
 
-    ``stack`` stops whatever was started, even if starting is interrupted half-way.
+    Raises :class:`EmulatorUnavailable` when it is not installed or does not start.
     """
-    reason = ""
-    if use_emulator:
-        emulator = emulator_factory()
-        stack.callback(emulator.stop)  # before start(): a Ctrl-C while java boots still kills it
-        try:
-            emulator.start()
-        except EmulatorNotFound:
-            reason = "is not installed (Debian package google-cloud-cli-pubsub-emulator)"
-        except EmulatorFailed as error:
-            log.warning("demo_emulator_failed", error=str(error))  # with its output, in the log
-            reason = f"did not start ({failure_reason(str(error))})"
-        else:
-            return PubSubServer(EMULATOR, emulator.host, emulator.pid)
-    loopback = LoopbackPubSub()
-    stack.callback(loopback.stop)
-    loopback.start()
-    return PubSubServer(IN_PROCESS, loopback.host, fallback_reason=reason)
+    emulator = emulator_factory()
+    stack.callback(emulator.stop)  # before start(): a Ctrl-C while java boots still kills it
+    try:
+        emulator.start()
+    except EmulatorNotFound:
+        raise EmulatorUnavailable(
+            "is not installed (Debian package google-cloud-cli-pubsub-emulator)"
+        ) from None
+    except EmulatorFailed as error:
+        log.warning("demo_emulator_failed", error=str(error))  # with its output, in the log
+        raise EmulatorUnavailable(f"did not start ({failure_reason(str(error))})") from error
+    return PubSubServer(emulator.host, emulator.pid)
 
 
 def failure_reason(message: str) -> str:

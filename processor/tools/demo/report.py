@@ -20,7 +20,7 @@ from rich.text import Text
 from processor.export.otlp_json import ShownSpan
 from processor.synthetic import Scenario
 from processor.tools.demo.fleet import SCENARIO_NOTES
-from processor.tools.demo.sinks import Delivery, Progress
+from processor.tools.demo.sinks import Arrivals, EndpointDelivery
 from processor.tools.show import render_waterfall
 from processor.tools.waterfall import TraceView, build_trace_views, format_duration
 
@@ -86,7 +86,7 @@ def header(console: Console, n_jobs: int, seed: int) -> Text:
     return line
 
 
-def progress_text(progress: Progress, acked: int, messages: int) -> str:
+def progress_text(progress: Arrivals, acked: int, messages: int) -> str:
     """Return the live status line while traces arrive."""
     return (
         f"Traces arriving: {progress.traces} jobs, {progress.spans} spans, "
@@ -228,7 +228,7 @@ class Closing:
     command: str
     """How the user runs prowtrace (``prowtrace`` or ``uv run prowtrace``)."""
     endpoint: str = ""
-    delivery: Delivery | None = None
+    delivery: EndpointDelivery | None = None
     skipped_endpoint: str = ""
     """Why nothing was sent to the endpoint ('' if something was, or none was set)."""
     kept: Path | None = None
@@ -300,6 +300,29 @@ def _endpoint_lines(closing: Closing) -> list[Text]:
         Text.assemble("  then open ", (JAEGER_UI, "bold"), ' and pick the service "prow".'),
     ]
     return lines
+
+
+def replay_offer(
+    reason: str, messages: Path, mirror: Path, output: Path, command: str
+) -> list[Text]:
+    """Say the emulator is missing and how to trace the same jobs with ``replay`` instead."""
+    replay = (
+        f"OTEL_TRACES_EXPORTER=none {command} replay --artifacts-mirror {mirror} "
+        f"--otlp-json {output} {messages}"
+    )
+    return [
+        Text(
+            f"Google's Pub/Sub emulator {reason}: the demo runs the real pull worker on it, "
+            "so it stops here.",
+            style="yellow",
+        ),
+        Text(
+            "Install it (Debian: apt-get install google-cloud-cli-pubsub-emulator "
+            "default-jre-headless), or trace the same jobs without Pub/Sub:"
+        ),
+        _command(replay, "crier's messages through the same pipeline"),
+        _command(f"{command} show {output}", "draw the waterfalls"),
+    ]
 
 
 def command_prefix(env: Mapping[str, str]) -> str:

@@ -1,13 +1,14 @@
-"""``prowtrace demo``: a bundled Prow job stream through Pub/Sub and the real pull worker.
+"""``prowtrace demo``: a bundled Prow job stream through the Pub/Sub emulator and the pull worker.
 
 Steps: generate a small fleet of jobs with their artifacts (a local bucket mirror in a temporary
-directory); start Google's Pub/Sub emulator, or the in-process server if it is absent or asked
-not to; create crier's topic and a subscription; start the pull worker (the same
-``PullWorker``, pipeline and group-commit exporter as ``prowtrace pull``, grace 0 since the
-artifacts are already written); publish the stream in order; wait until every message is acked
-(the worker acks a message only once its spans are exported, so the in-process collector then
-holds every span); stop everything; draw the waterfalls. Spans also go to an OTLP JSON file
-and, when ``OTEL_EXPORTER_OTLP_ENDPOINT`` is set, to that endpoint.
+directory); start Google's Pub/Sub emulator; create crier's topic and a subscription; start the
+pull worker (the same ``PullWorker``, pipeline and group-commit exporter as ``prowtrace pull``,
+grace 0 since the artifacts are already written); publish the stream in order; wait until every
+message is acked (the worker acks a message only once its spans are exported, so the in-process
+collector then holds every span); stop everything; draw the waterfalls. Spans also go to an
+OTLP JSON file and, when ``OTEL_EXPORTER_OTLP_ENDPOINT`` is set, to that endpoint. Without the
+emulator the demo says so, writes the same jobs to a directory it keeps, and prints the
+``prowtrace replay`` and ``show`` commands that trace them without Pub/Sub.
 
 Everything the demo starts (the emulator's java process, threads, channels, the temporary
 directory) is stopped or removed on success, failure, Ctrl-C and SIGTERM alike. The worker's logs
@@ -37,29 +38,30 @@ from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 from opentelemetry.sdk.trace.export import SpanExporter
 from rich.console import Console
 
-from processor.app import build_pipeline
+from processor.app import build_pipeline, pull_worker, service_exporter
 from processor.config import PullSettings, Settings
+from processor.exit_codes import ExitCode, killed_by
 from processor.export.exporters import FanOutExporter, build_exporter
 from processor.export.group_commit import GroupCommitExporter
 from processor.export.metrics import MetricsRecorder, build_metrics
 from processor.export.otlp_json import OtlpJsonFileExporter
 from processor.logs import configure_logging
+from processor.synthetic import write_jsonl
 from processor.tools.demo import report
 from processor.tools.demo.fleet import DEFAULT_JOBS, DemoFleet, build_fleet
 from processor.tools.demo.pubsub import (
-    EMULATOR,
-    IN_PROCESS,
+    EmulatorUnavailable,
     PubSubClients,
     PubSubServer,
     create_topic_and_subscription,
     publish_in_order,
-    start_pubsub,
+    start_emulator,
 )
 from processor.tools.demo.pubsub_emulator import PubSubEmulator
 from processor.tools.demo.sinks import (
-    Delivery,
+    Arrivals,
+    EndpointDelivery,
     EndpointForwarder,
-    Progress,
     TraceCollector,
     endpoint_hint,
     otlp_endpoint,
@@ -76,9 +78,6 @@ STALL_SECONDS = 20.0
 ENDPOINT_FLUSH_SECONDS = 15.0
 PULL_THREADS = 8
 LOG_FILE = "prowtrace.log"
-EXIT_OK = 0
-EXIT_FAILED = 1
-EXIT_USAGE = 2
 _LOG_TAIL_LINES = 15
 
 
@@ -90,7 +89,6 @@ class DemoOptions:
     seed: int | None = None
     """``None``: a fresh seed each run (printed, so ``--seed`` can replay it)."""
     output: Path = Path(DEFAULT_OUTPUT)
-    use_emulator: bool = True
     keep: bool = False
     metrics: bool = False
     """Record the CI/CD metrics in memory and print a summary of them."""
@@ -109,7 +107,7 @@ class DemoResult:
     output: Path
     kept: Path | None
     endpoint: str
-    delivery: Delivery | None
+    delivery: EndpointDelivery | None
     elapsed: float
 
 
@@ -120,6 +118,18 @@ class DemoFailed(RuntimeError):
         """Keep the reason and the end of the worker's log."""
         super().__init__(message)
         self.log_tail = log_tail
+
+
+class EmulatorMissing(Exception):
+    """No emulator: the fleet was written to ``fleet_dir`` (kept) for ``prowtrace replay``."""
+
+    def __init__(self, reason: str, fleet_dir: Path, messages: Path, mirror: Path) -> None:
+        """Keep why, and where the messages and the bucket mirror are."""
+        super().__init__(reason)
+        self.reason = reason
+        self.fleet_dir = fleet_dir
+        self.messages = messages
+        self.mirror = mirror
 
 
 class UsageError(ValueError):
@@ -159,7 +169,7 @@ def demo_main(
         check_options(options)
     except UsageError as error:
         out.print(f"prowtrace demo: {error}", markup=False, highlight=False)
-        return EXIT_USAGE
+        return ExitCode.USAGE
     with _sigterm_interrupts():
         try:
             run_demo(options, out, environ=environ)
@@ -167,14 +177,24 @@ def demo_main(
             signum = stop.signum if isinstance(stop, Interrupted) else signal.SIGINT
             removed = "" if options.keep else " and removed its files"
             out.print(f"\nInterrupted: stopped everything the demo started{removed}.")
-            return 128 + signum
+            return killed_by(signum)
+        except EmulatorMissing as missing:
+            for line in report.replay_offer(
+                missing.reason,
+                missing.messages,
+                missing.mirror,
+                options.output,
+                report.command_prefix(environ),
+            ):
+                out.print(line, soft_wrap=True)
+            return ExitCode.NOT_ALL_TRACED
         except DemoFailed as error:
             out.print(f"prowtrace demo failed: {error}", style="red", markup=False)
             if error.log_tail:
                 out.print("The worker's last log lines:", style="dim")
                 out.print(error.log_tail, style="dim", markup=False, highlight=False)
-            return EXIT_FAILED
-    return EXIT_OK
+            return ExitCode.NOT_ALL_TRACED
+    return ExitCode.OK
 
 
 def run_demo(  # noqa: PLR0913 - the keyword-only ones are seams for tests
@@ -196,6 +216,7 @@ def run_demo(  # noqa: PLR0913 - the keyword-only ones are seams for tests
     started = time.monotonic()
     seed = options.seed if options.seed is not None else secrets.randbelow(10_000)
     workdir: Path | None = None
+    keep = options.keep
     stack = ExitStack()
     try:
         workdir = Path(tempfile.mkdtemp(prefix="prowtrace-demo-", dir=temp_parent))
@@ -206,6 +227,9 @@ def run_demo(  # noqa: PLR0913 - the keyword-only ones are seams for tests
                 seed, console, stack, workdir, environ, emulator_factory, now, started
             )
             return _run(options, context)
+        except EmulatorMissing:
+            keep = True  # it holds the fleet the user is told to replay
+            raise
         except DemoFailed as error:
             raise DemoFailed(str(error), _tail(log_path)) from error
         except Exception as error:
@@ -213,7 +237,7 @@ def run_demo(  # noqa: PLR0913 - the keyword-only ones are seams for tests
     finally:
         with _signals_held():  # a second Ctrl-C must not leave java or files behind
             stack.close()
-            if workdir is not None and not options.keep:
+            if workdir is not None and not keep:
                 shutil.rmtree(workdir, ignore_errors=True)
 
 
@@ -260,7 +284,10 @@ def _run(options: DemoOptions, context: _Context) -> DemoResult:
     sink = _Sink.open(workdir, environ=environ, otel_env=otel_env, steps=steps, stack=context.stack)
     reader = InMemoryMetricReader() if options.metrics else None
     metrics = build_metrics(otel_env, readers=[reader]) if reader else MetricsRecorder(None)
-    server = _trace_through_pubsub(options, fleet, sink, steps, context, metrics=metrics)
+    try:
+        server = _trace_through_pubsub(fleet, sink, steps, context, metrics=metrics)
+    except EmulatorUnavailable as error:
+        raise _fleet_for_replay(fleet, workdir, error.reason) from error
     delivery = sink.finish_endpoint(console, steps)
     shutil.move(sink.file_path, options.output)
 
@@ -330,17 +357,17 @@ class _Sink:
         collector = TraceCollector()
         return cls(workdir / "traces.jsonl", collector, endpoint, forwarder, skipped)
 
-    def exporter(self) -> GroupCommitExporter:
+    def exporter(self, otel_env: Mapping[str, str]) -> GroupCommitExporter:
         """One exporter for the pipeline; a message is acked once the file and collector have it.
 
-        Wired as `prowtrace pull` wires it: concurrent callbacks share export calls.
+        The services' exporter (:func:`processor.app.service_exporter`) around these destinations.
         """
         destinations: list[SpanExporter] = [OtlpJsonFileExporter(self.file_path), self.collector]
         if self.forwarder is not None:
             destinations.append(self.forwarder)
-        return GroupCommitExporter(FanOutExporter(destinations))
+        return service_exporter(otel_env, inner=FanOutExporter(destinations))
 
-    def finish_endpoint(self, console: Console, steps: report.Steps) -> Delivery | None:
+    def finish_endpoint(self, console: Console, steps: report.Steps) -> EndpointDelivery | None:
         """Wait (bounded) for the endpoint to take the spans; report how it went."""
         if self.forwarder is None:
             return None
@@ -353,8 +380,14 @@ class _Sink:
         return delivery
 
 
-def _trace_through_pubsub(  # noqa: PLR0913 - the run's parts, passed once
-    options: DemoOptions,
+def _fleet_for_replay(fleet: DemoFleet, workdir: Path, reason: str) -> EmulatorMissing:
+    """Write crier's messages beside the bucket mirror, for ``prowtrace replay``."""
+    messages = workdir / "messages.jsonl"
+    write_jsonl(fleet.messages, messages, envelope=True)  # publish times kept, as replay reads
+    return EmulatorMissing(reason, workdir, messages, fleet.mirror_root)
+
+
+def _trace_through_pubsub(
     fleet: DemoFleet,
     sink: _Sink,
     steps: report.Steps,
@@ -366,20 +399,15 @@ def _trace_through_pubsub(  # noqa: PLR0913 - the run's parts, passed once
     # Stopped in reverse order of registration: worker, exporters, clients, Pub/Sub. On failure
     # the caller's stack stops them (with signals held), so a Ctrl-C anywhere leaves nothing.
     running = context.stack.enter_context(ExitStack())
-    server = start_pubsub(
-        running, use_emulator=options.use_emulator, emulator_factory=context.emulator_factory
-    )
-    if server.fallback_reason:
-        steps.warn(f"{EMULATOR} {server.fallback_reason}: using {IN_PROCESS} instead")
-    where = f"{server.host} (pid {server.pid})" if server.pid else server.host
-    steps.done(f"Started {server.label} on {where}")
+    server = start_emulator(running, context.emulator_factory)
+    steps.done(f"Started Google's Pub/Sub emulator on {server.host} (pid {server.pid})")
 
     clients = PubSubClients(server.host)
     running.callback(clients.close)
     topic, subscription = create_topic_and_subscription(clients)
     steps.done(f"Created topic {_short(topic)} and subscription {_short(subscription)}")
 
-    exporter = sink.exporter()
+    exporter = sink.exporter(context.otel_env)
     running.callback(exporter.shutdown)
     pipeline = build_pipeline(
         Settings(artifacts=str(fleet.mirror_root), grace=timedelta(0)),
@@ -387,10 +415,11 @@ def _trace_through_pubsub(  # noqa: PLR0913 - the run's parts, passed once
         exporter=exporter,
         metrics=metrics,
     )
-    worker = PullWorker(
+    worker = pull_worker(
         clients.streaming,
         PullSettings(subscription=subscription, threads=PULL_THREADS),
         pipeline.handle,
+        context.otel_env,
     )
     worker.start()
     running.callback(worker.stop)
@@ -405,8 +434,7 @@ def _trace_through_pubsub(  # noqa: PLR0913 - the run's parts, passed once
     )
     with _signals_held():
         running.close()
-    what = "the emulator" if server.is_emulator else "the in-process Pub/Sub server"
-    steps.done(f"Stopped the worker and {what}")
+    steps.done("Stopped the worker and the emulator")
     return server
 
 
@@ -433,7 +461,7 @@ def _endpoint_forwarder(
 
 def _await_traces(
     console: Console, collector: TraceCollector, worker: PullWorker, messages: int
-) -> Progress:
+) -> Arrivals:
     """Wait until every message was acked: its spans were exported before the ack."""
     stop = threading.Event()
     ended: list[str] = []
@@ -454,7 +482,7 @@ def _watch(
     worker: PullWorker,
     messages: int,
     ended: list[str],
-) -> Progress:
+) -> Arrivals:
     version = collector.version()
     last_state = (-1, -1)
     last_change = time.monotonic()

@@ -37,7 +37,7 @@ EXPORTER_LOGGER = "opentelemetry.exporter.otlp"
 
 
 @dataclass(frozen=True)
-class Progress:
+class Arrivals:
     """How many traces and spans have arrived so far."""
 
     traces: int
@@ -74,11 +74,11 @@ class TraceCollector(SpanExporter):
         with self._changed:
             return list(self._spans.values())
 
-    def progress(self) -> Progress:
+    def progress(self) -> Arrivals:
         """Count the distinct traces and spans received."""
         with self._changed:
             traces = {trace_id for trace_id, _ in self._spans}
-            return Progress(traces=len(traces), spans=len(self._spans))
+            return Arrivals(traces=len(traces), spans=len(self._spans))
 
     def version(self) -> int:
         """Return a number that changes with every export."""
@@ -93,7 +93,7 @@ class TraceCollector(SpanExporter):
 
 
 @dataclass(frozen=True)
-class Delivery:
+class EndpointDelivery:
     """What the forwarder achieved: spans the endpoint accepted, refused, or never got."""
 
     sent: int
@@ -132,7 +132,7 @@ class EndpointForwarder(SpanExporter):
         self._sent = 0
         self._failed = 0
         self._handed = 0
-        self._finished: Delivery | None = None
+        self._finished: EndpointDelivery | None = None
         self._thread = threading.Thread(target=self._run, name="demo-otlp-forwarder", daemon=True)
         self._thread.start()
 
@@ -143,7 +143,7 @@ class EndpointForwarder(SpanExporter):
         self._queue.put(list(spans))
         return SpanExportResult.SUCCESS
 
-    def finish(self, timeout: float) -> Delivery:
+    def finish(self, timeout: float) -> EndpointDelivery:
         """Wait up to ``timeout`` seconds for what is queued to go out; shut the exporter down.
 
         Later calls return the first call's answer.
@@ -155,7 +155,7 @@ class EndpointForwarder(SpanExporter):
         self._inner.shutdown()  # also cuts short an OTLP exporter's retry wait
         self._complaints_logger.removeHandler(self._complaints)
         with self._lock:
-            self._finished = Delivery(
+            self._finished = EndpointDelivery(
                 sent=self._sent,
                 failed=self._failed,
                 unsent=self._handed - self._sent - self._failed,
