@@ -69,6 +69,7 @@ def build_pipeline(
             grace=settings.grace,
             labels=settings.labels,
             read_concurrency=DEFAULT_READ_CONCURRENCY if remote else 0,
+            artifact_buckets=settings.artifact_buckets,
         ),
         metrics=metrics if metrics is not None and metrics.enabled else None,
     )

@@ -7,11 +7,16 @@ Variables (all optional):
                                    ``tracing.sh``) or ``build-id`` (hash of job + build ID)
 ``PROWTRACE_ARTIFACTS``            ``gcs`` (default, Application Default Credentials),
                                    ``none`` (build-id mode only), or a local mirror
-                                   directory (``gs://B/P`` is read from ``DIR/B/P``)
+                                   directory (``gs://B/P`` is ``DIR/B/P``, ``s3://B/P``
+                                   is ``DIR/s3/B/P``)
 ``PROWTRACE_GRACE_SECONDS``        how long after a message's publish time missing or stale
                                    artifacts are waited for (the message held and
                                    re-checked) before emitting what exists; default 300
 ``PROWTRACE_MAX_ARTIFACT_BYTES``   larger artifact files are refused; default 33554432
+``PROWTRACE_ARTIFACT_BUCKETS``     optional comma-separated allowlist of artifact buckets
+                                   (``gs://B``, ``s3://B``, or a bare ``B`` for ``gs://B``):
+                                   a message naming another bucket is poison (INVALID);
+                                   default: any bucket the service account can read
 ``PROWTRACE_LABELS_ALLOW``         comma-separated glob patterns of ProwJob label keys put
                                    on the root span as ``prow.job.label.<key>``; default
                                    ``*`` (every label, at most 32, values scrubbed)
@@ -48,6 +53,7 @@ and so are the CI/CD metrics, off unless ``OTEL_METRICS_EXPORTER`` is set
                                        subscription's ack deadline; default 50; 0 never holds
 ``PROWTRACE_PUSH_MAX_HELD``            requests waiting for late artifacts at once; more are
                                        nacked at once; default 40
+``PROWTRACE_PUSH_MAX_CONNECTIONS``     open connections at once; more get 503; default 1000
 =====================================  ====================================================
 
 ``prowtrace pull`` (streaming pull worker):
@@ -91,6 +97,8 @@ class Settings:
     artifacts: str = "gcs"
     grace: timedelta = timedelta(seconds=DEFAULT_GRACE_SECONDS)
     max_artifact_bytes: int = DEFAULT_MAX_ARTIFACT_BYTES
+    artifact_buckets: frozenset[str] = frozenset()
+    """Allowed ``SCHEME://BUCKET`` of messages' folders; empty: any."""
     log_level: str = "INFO"
     log_format: str = "json"
     labels: LabelFilter = KEEP_ALL_LABELS
@@ -125,6 +133,7 @@ def load_settings(
         "artifacts": env.get("PROWTRACE_ARTIFACTS"),
         "grace_seconds": env.get("PROWTRACE_GRACE_SECONDS"),
         "max_artifact_bytes": env.get("PROWTRACE_MAX_ARTIFACT_BYTES"),
+        "artifact_buckets": env.get("PROWTRACE_ARTIFACT_BUCKETS"),
         "log_level": env.get("PROWTRACE_LOG_LEVEL"),
         "log_format": env.get("PROWTRACE_LOG_FORMAT"),
     }
@@ -160,6 +169,7 @@ def load_settings(
                 minimum=1,
             )
         ),
+        artifact_buckets=artifact_buckets(str(values["artifact_buckets"] or "")),
         log_level=level,
         log_format=log_format,
         labels=LabelFilter(
@@ -167,6 +177,25 @@ def load_settings(
             deny=patterns(env.get("PROWTRACE_LABELS_DENY"), default=()),
         ),
     )
+
+
+_BUCKET_ENTRY = re.compile(r"^(?:(gs|s3)://)?([A-Za-z0-9][A-Za-z0-9._-]{0,221})/?$")
+
+
+def artifact_buckets(value: str) -> frozenset[str]:
+    """Parse ``PROWTRACE_ARTIFACT_BUCKETS`` into ``SCHEME://BUCKET`` entries (bare: ``gs``)."""
+    buckets = set()
+    for entry in (part.strip() for part in value.split(",")):
+        if not entry:
+            continue
+        match = _BUCKET_ENTRY.match(entry)
+        if match is None:
+            raise ConfigError(
+                f"PROWTRACE_ARTIFACT_BUCKETS entry {entry!r}: expected gs://BUCKET, s3://BUCKET "
+                "or a bare bucket name (no path)"
+            )
+        buckets.add(f"{match.group(1) or 'gs'}://{match.group(2)}")
+    return frozenset(buckets)
 
 
 def default_log_format(stream: TextIO | None = None) -> str:
@@ -268,6 +297,11 @@ class PushSettings:
     max_body_bytes: int = 2 * 1024 * 1024
     """Crier's messages are ~1 KiB; base64 and the envelope add a third. 2 MiB is generous."""
     body_timeout: float = 10.0
+    header_timeout: float = 10.0
+    """A connection outside a request this long (half-sent headers, idle keep-alive) is closed."""
+    max_connections: int = 1000
+    """Open connections at once (Cloud Run sends at most its concurrency, 80 by default); more
+    are answered 503 and closed. Kept below the process's file-descriptor limit."""
     handler_threads: int = 96
     """At least Cloud Run's default concurrency (80), so no request waits for a thread."""
     shutdown_timeout: float = 8.0
@@ -357,4 +391,12 @@ def load_push_settings(
             env.get("PROWTRACE_PUSH_HOLD_SECONDS"), "PROWTRACE_PUSH_HOLD_SECONDS", 50.0
         ),
         max_held=int(number(env.get("PROWTRACE_PUSH_MAX_HELD"), "PROWTRACE_PUSH_MAX_HELD", 40)),
+        max_connections=int(
+            number(
+                env.get("PROWTRACE_PUSH_MAX_CONNECTIONS"),
+                "PROWTRACE_PUSH_MAX_CONNECTIONS",
+                1000,
+                minimum=1,
+            )
+        ),
     )

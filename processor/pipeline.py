@@ -38,13 +38,15 @@ import structlog
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 
 from processor.artifacts import (
+    FILE_LIMITS,
     ArtifactError,
     ArtifactStore,
     ArtifactTooLarge,
     ArtifactUnavailable,
+    parse_location,
 )
 from processor.artifacts.fetch import DEFAULT_READ_CONCURRENCY, Fetched, ReadPool
-from processor.core import facts
+from processor.core import border, facts
 from processor.core.build import job_spans
 from processor.core.ids import IdMode, JobIdentity, identity_from_build, identity_from_uid
 from processor.core.jsonshape import ShapeError
@@ -59,6 +61,7 @@ from processor.core.message import (
 )
 from processor.core.metrics import MetricPoint, SystemErrorType, run_points, system_error_point
 from processor.core.spans import TraceSpan, identify
+from processor.export.group_commit import ExportRejected
 from processor.export.otel import SpanConverter
 
 log = structlog.get_logger("prowtrace.pipeline")
@@ -130,6 +133,9 @@ class PipelineSettings:
     files); 0 reads each file on the handling thread, one after another (for a local mirror)."""
     labels: LabelFilter = KEEP_ALL_LABELS
     """Which ProwJob labels go onto the root span."""
+    artifact_buckets: frozenset[str] = frozenset()
+    """``SCHEME://BUCKET`` a message's folder must be in (empty: any). Whoever can publish to
+    the topic chooses the folder: the allowlist keeps them to the buckets Prow writes."""
 
 
 class MetricsSink(Protocol):
@@ -236,6 +242,8 @@ class Pipeline:
         """Export planned spans; the result is EXPORTED only if the exporter reported success."""
         try:
             outcome = self._exporter.export(self._converter.convert(ready.spans))
+        except ExportRejected as error:
+            return _with(ready.result, Outcome.FAILED, f"spans cannot be exported: {error}")
         except Exception as error:  # noqa: BLE001 - an exporter must not take the worker down
             return _with(ready.result, Outcome.RETRY, f"exporter raised {error!r}")
         if outcome is not SpanExportResult.SUCCESS:
@@ -250,6 +258,9 @@ class Pipeline:
             state=message.status,
             build_id=traceable.build_id,
         )
+        refused = self._outside_allowlist(message.gcs_path)
+        if refused:
+            return _with(base, Outcome.INVALID, refused)
         in_grace = self._clock() < delivery.publish_time + self._settings.grace
         files = self._fetch(traceable)
         try:
@@ -288,6 +299,16 @@ class Pipeline:
             records = job_spans(traceable, gathered, delivery.publish_time, self._settings.labels)
         except (ValueError, OverflowError) as error:
             return _with(base, Outcome.FAILED, f"could not build spans: {error}")
+        enforced = border.enforce(records)
+        if enforced.trimmed:
+            log.warning(
+                "spans_trimmed",
+                folder=message.gcs_path,
+                dropped_spans=enforced.dropped_spans,
+                dropped_events=enforced.dropped_events,
+                dropped_attributes=enforced.dropped_attributes,
+            )
+        records = list(enforced.records)
         job = gathered.prowjob.job if gathered.prowjob and gathered.prowjob.job else base.job
         result = Result(
             Outcome.EXPORTED,
@@ -302,6 +323,23 @@ class Pipeline:
         if not records:
             return _with(result, Outcome.SKIPPED, "nothing to emit for this state yet")
         return Ready(spans=tuple(identify(identity, records)), result=result)
+
+    def _outside_allowlist(self, folder: str) -> str:
+        """Say why ``folder`` may not be read ('' when it may)."""
+        allowed = self._settings.artifact_buckets
+        if not allowed:
+            return ""
+        try:
+            location = parse_location(folder)
+        except ArtifactError as error:
+            return str(error)
+        bucket = f"{location.scheme}://{location.bucket}"
+        if bucket in allowed:
+            return ""
+        return (
+            f"gcs_path bucket {bucket} is not in PROWTRACE_ARTIFACT_BUCKETS "
+            f"({', '.join(sorted(allowed))}): not read, not traced"
+        )
 
     def _identity(self, traceable: Traceable, gathered: facts.JobArtifacts) -> JobIdentity | None:
         prowjob = gathered.prowjob
@@ -387,6 +425,14 @@ class Pipeline:
             raise _Stop(Outcome.FAILED, str(error)) from None
         if data is None:
             return None, False
+        limit = FILE_LIMITS.get(name, len(data))
+        if len(data) > limit:
+            # The stores stop reading there; this holds for any store (parsing is what costs).
+            reason = f"{folder}/{name} is {len(data)} bytes, over the {limit}-byte limit for it"
+            if required:
+                raise _Stop(Outcome.FAILED, reason)
+            log.warning("artifact_skipped", folder=folder, file=name, reason=reason)
+            return None, True
         try:
             return parse(data), True
         except (ShapeError, ValueError, OverflowError, RecursionError) as error:

@@ -69,6 +69,9 @@ locals {
       OTEL_TRACES_EXPORTER    = var.traces_exporter
     },
     var.max_artifact_bytes == null ? {} : { PROWTRACE_MAX_ARTIFACT_BYTES = tostring(var.max_artifact_bytes) },
+    # The buckets granted above are the only ones a message may name (a publisher cannot point
+    # the service at any other bucket its account can read).
+    var.artifacts == "gcs" && length(var.artifact_buckets) > 0 ? { PROWTRACE_ARTIFACT_BUCKETS = join(",", var.artifact_buckets) } : {},
     local.resource_attributes == "" ? {} : { OTEL_RESOURCE_ATTRIBUTES = local.resource_attributes },
     var.metrics_exporter == "none" ? {} : { OTEL_METRICS_EXPORTER = var.metrics_exporter },
     local.gcp_exporter || local.gcp_metrics ? { GOOGLE_CLOUD_PROJECT = local.trace_project_id } : {},

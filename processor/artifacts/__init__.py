@@ -24,13 +24,33 @@ client) and :class:`processor.artifacts.mirror.MirrorArtifactStore` (a local dir
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
+from processor.core import facts
+
 DEFAULT_MAX_ARTIFACT_BYTES = 32 * 1024 * 1024
 """Refuse larger files: a podinfo.json with its Node object is ~100 KiB; 32 MiB is far past sane."""
+
+
+FILE_LIMITS: Mapping[str, int] = {
+    facts.PROWJOB: 1024 * 1024,
+    facts.STARTED: 64 * 1024,
+    facts.FINISHED: 1024 * 1024,
+    facts.PODINFO: 2 * 1024 * 1024,
+    facts.CLONE_RECORDS: 2 * 1024 * 1024,
+}
+"""Bytes each file prowtrace parses may have: ~20x the largest seen in real Prow (prowjob.json
+~50 KiB with a big pod spec, podinfo.json ~100 KiB with its Node, clone-records.json of a
+multi-repo job ~100 KiB, started.json ~1 KiB). Reads stop there, so neither the read nor the parse
+of a hostile file (33 MB of nested empty lists took 877 MiB to parse) can cost more."""
+
+
+def read_limit(name: str, max_bytes: int) -> int:
+    """Return how many bytes of file ``name`` a store with limit ``max_bytes`` may read."""
+    return min(max_bytes, FILE_LIMITS.get(name, max_bytes))
 
 
 class ArtifactError(Exception):
@@ -46,9 +66,15 @@ class ArtifactTooLarge(ArtifactError):
 
     def __init__(self, location: str, limit: int) -> None:
         """Name the file and the limit it exceeds."""
+        name = location.rsplit("/", 1)[-1]
+        hint = (
+            f"the limit for {name}, far above what Prow writes"
+            if name in FILE_LIMITS and limit == FILE_LIMITS[name]
+            else "raise PROWTRACE_MAX_ARTIFACT_BYTES if this file is legitimately that large"
+        )
         super().__init__(
             f"{location} is larger than the {limit}-byte artifact limit; refusing to read it "
-            "(raise PROWTRACE_MAX_ARTIFACT_BYTES if this file is legitimately that large)"
+            f"({hint})"
         )
         self.location = location
         self.limit = limit

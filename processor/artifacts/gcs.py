@@ -51,6 +51,7 @@ from processor.artifacts import (
     StoreSetupError,
     UnsupportedLocation,
     parse_location,
+    read_limit,
 )
 
 DEFAULT_TIMEOUT_SECONDS = 30.0
@@ -104,10 +105,11 @@ class GcsArtifactStore:
         key = location.key(name)
         url = f"gs://{location.bucket}/{key}"
         blob = self._client.bucket(location.bucket).blob(key)
+        limit = read_limit(name, self._max_bytes)
         try:
-            # end is inclusive: max_bytes + 1 bytes come back exactly when the object is too big.
+            # end is inclusive: limit + 1 bytes come back exactly when the object is too big.
             data: bytes = blob.download_as_bytes(
-                start=0, end=self._max_bytes, timeout=self._timeout, retry=self._retry
+                start=0, end=limit, timeout=self._timeout, retry=self._retry
             )
         except api_exceptions.NotFound:
             return None
@@ -115,8 +117,8 @@ class GcsArtifactStore:
             return b""  # GCS answers a range read of an empty object with 416
         except _FAILURES as exc:
             raise translate_error(exc, url, location.bucket, OBJECT_READ_PERMISSION) from exc
-        if len(data) > self._max_bytes:
-            raise ArtifactTooLarge(url, self._max_bytes)
+        if len(data) > limit:
+            raise ArtifactTooLarge(url, limit)
         return data
 
     def find(self, prefix: str, name: str) -> Iterator[str]:
@@ -247,7 +249,7 @@ def _gcs_location(url: str) -> Location:
         raise UnsupportedLocation(
             f"{url} is an S3/MinIO location and this artifact store reads only gs:// paths: "
             "s3:// artifact paths need an artifact mirror (a local directory laid out as "
-            "DIR/BUCKET/PATH, given as the artifact store instead of 'gcs')"
+            "DIR/s3/BUCKET/PATH, given as the artifact store instead of 'gcs')"
         )
     return location
 

@@ -1,7 +1,9 @@
 """An artifact store over a local directory that mirrors buckets: ``gs://B/P`` is ``ROOT/B/P``.
 
-``s3://B/P`` maps to the same ``ROOT/B/P``, so one mirror can hold GCS and S3/MinIO buckets (a
-bucket name is unique within its provider; keep providers in separate mirrors if names collide).
+``s3://B/P`` is ``ROOT/s3/B/P``: one mirror holds GCS and S3/MinIO buckets, and ``s3://B`` never
+reads ``gs://B``'s folder (the same name in two providers is two owners). No GCS bucket can be
+called ``s3`` (names have at least 3 characters), so ``gs://s3/...`` is refused rather than
+allowed to reach the S3 side.
 
 What the errors mean here (see :mod:`processor.artifacts` for what the caller should do):
 
@@ -30,6 +32,7 @@ from processor.artifacts import (
     Location,
     UnsupportedLocation,
     parse_location,
+    read_limit,
 )
 
 _ABSENT = frozenset({errno.ENOENT, errno.ENOTDIR, errno.EISDIR, errno.ENAMETOOLONG})
@@ -58,12 +61,13 @@ class MirrorArtifactStore:
         location = parse_location(folder)
         url = f"{location.url}/{name}"
         key = location.key(name)
-        opened = self._open_fast(location.bucket, key)
+        bucket = _bucket_dir(location)
+        opened = self._open_fast(bucket, key)
         path: Path | str
         if opened is not None:
             descriptor, path = opened
         else:
-            path = self._inside_root(location.bucket, key, url)
+            path = self._inside_root(bucket, key, url)
             try:
                 # O_NONBLOCK: opening a FIFO planted in the mirror must not hang the reader.
                 # O_NOFOLLOW: ``path`` is resolved: a symlink here was swapped in after the check.
@@ -73,7 +77,7 @@ class MirrorArtifactStore:
                     self._require_root()
                     return None
                 raise ArtifactUnavailable(f"cannot open {url} at {path}: {exc.strerror}") from exc
-        return self._read_open(descriptor, url, path)
+        return self._read_open(descriptor, url, path, read_limit(name, self._max_bytes))
 
     def _open_fast(self, bucket: str, key: str) -> tuple[int, str] | None:
         """Open ``root/bucket/key`` if it is a file inside the root; ``None``: take the slow path.
@@ -97,22 +101,23 @@ class MirrorArtifactStore:
         os.close(descriptor)
         return None
 
-    def _read_open(self, descriptor: int, url: str, path: Path | str) -> bytes | None:
+    @staticmethod
+    def _read_open(descriptor: int, url: str, path: Path | str, limit: int) -> bytes | None:
         """Read an opened artifact (closing it): ``None`` if it is not a regular file."""
         try:
             status = os.fstat(descriptor)
             if not stat.S_ISREG(status.st_mode):
                 return None
-            if status.st_size > self._max_bytes:
-                raise ArtifactTooLarge(url, self._max_bytes)
+            if status.st_size > limit:
+                raise ArtifactTooLarge(url, limit)
             # One byte past the limit: a file that grew since fstat is still refused.
-            data = _read_up_to(descriptor, self._max_bytes + 1)
+            data = _read_up_to(descriptor, limit + 1)
         except OSError as exc:
             raise ArtifactUnavailable(f"cannot read {url} at {path}: {exc.strerror}") from exc
         finally:
             os.close(descriptor)
-        if len(data) > self._max_bytes:
-            raise ArtifactTooLarge(url, self._max_bytes)
+        if len(data) > limit:
+            raise ArtifactTooLarge(url, limit)
         return data
 
     def find(self, prefix: str, name: str) -> Iterator[str]:
@@ -125,14 +130,15 @@ class MirrorArtifactStore:
         """
         location = parse_location(prefix)
         _check_segment(name)
-        bucket_dir = self._inside_root(location.bucket, "", location.url)
+        bucket = _bucket_dir(location)
+        bucket_dir = self._inside_root(bucket, "", location.url)
         if not bucket_dir.is_dir():
             self._require_root()
             raise UnsupportedLocation(
                 f"the artifact mirror {self._root} holds no bucket {location.bucket!r} "
                 f"(looked for {bucket_dir})"
             )
-        start = self._inside_root(location.bucket, location.path, location.url)
+        start = self._inside_root(bucket, location.path, location.url)
         return _folders_holding(start, location, name)
 
     def _inside_root(self, bucket: str, key: str, url: str) -> Path:
@@ -151,6 +157,21 @@ class MirrorArtifactStore:
             raise ArtifactUnavailable(
                 f"the artifact mirror {self._root} is not a directory (unmounted or removed?)"
             )
+
+
+S3_DIRECTORY = "s3"
+
+
+def _bucket_dir(location: Location) -> str:
+    """Return the mirror directory (relative to the root) of ``location``'s bucket."""
+    if location.scheme == "s3":
+        return f"{S3_DIRECTORY}/{location.bucket}"
+    if location.bucket == S3_DIRECTORY:
+        raise UnsupportedLocation(
+            f"{location.url}: 's3' is not a valid GCS bucket name (at least 3 characters), and "
+            "the mirror keeps S3 buckets under that directory"
+        )
+    return location.bucket
 
 
 def _read_up_to(descriptor: int, limit: int) -> bytes:

@@ -27,7 +27,10 @@ def add_core_options(parser: argparse.ArgumentParser, *, grace_default: float | 
     group.add_argument(
         "--artifacts-mirror",
         metavar="DIR",
-        help="read artifacts from DIR, which mirrors buckets: gs://BUCKET/PATH is DIR/BUCKET/PATH",
+        help=(
+            "read artifacts from DIR, which mirrors buckets: gs://BUCKET/PATH is "
+            "DIR/BUCKET/PATH, s3://BUCKET/PATH is DIR/s3/BUCKET/PATH"
+        ),
     )
     grace_help = "seconds after a message's publish time to keep waiting (retrying) for late "
     grace_help += "artifacts before emitting what exists"

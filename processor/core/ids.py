@@ -51,6 +51,10 @@ class JobIdentity:
         return f"{self.trace_id:032x}"
 
 
+# Text is hashed as UTF-8 with "surrogatepass": identical bytes for valid text, and a lone
+# surrogate (valid in JSON, e.g. "\\ud800" in a job name) hashes instead of raising.
+
+
 def identity_from_uid(uid: str) -> JobIdentity:
     """Derive the IDs from a ProwJob UID (a UUID, as ``PROW_JOB_ID`` holds it).
 
@@ -61,13 +65,15 @@ def identity_from_uid(uid: str) -> JobIdentity:
     if len(digits) == _UUID_HEX_DIGITS and _is_hex(digits) and int(digits, 16) >> 64:
         trace_id = int(digits, 16)
     else:
-        trace_id = _hash_int(b"prowtrace-uid\n" + uid.encode(), _TRACE_BYTES)
+        trace_id = _hash_int(
+            b"prowtrace-uid\n" + uid.encode("utf-8", "surrogatepass"), _TRACE_BYTES
+        )
     return JobIdentity(trace_id=trace_id, root_span_id=trace_id >> 64, mode=IdMode.UID)
 
 
 def identity_from_build(job_name: str, build_id: str) -> JobIdentity:
     """Derive the IDs from the job name and build ID (build-ID mode)."""
-    trace_id = _hash_int(f"{job_name}\n{build_id}".encode(), _TRACE_BYTES)
+    trace_id = _hash_int(f"{job_name}\n{build_id}".encode("utf-8", "surrogatepass"), _TRACE_BYTES)
     return JobIdentity(trace_id=trace_id, root_span_id=trace_id >> 64, mode=IdMode.BUILD_ID)
 
 
@@ -78,7 +84,7 @@ def span_id_for(identity: JobIdentity, path: str) -> int:
     """
     if not path:
         return identity.root_span_id
-    seed = identity.trace_id.to_bytes(_TRACE_BYTES, "big") + path.encode()
+    seed = identity.trace_id.to_bytes(_TRACE_BYTES, "big") + path.encode("utf-8", "surrogatepass")
     salt = 0
     while True:
         span_id = _hash_int(seed if salt == 0 else seed + f"#{salt}".encode(), _SPAN_BYTES)

@@ -20,6 +20,7 @@ import structlog
 
 from processor.core.message import Delivery
 from processor.pipeline import Outcome, Result
+from processor.transports.disposition import crash_result
 from processor.transports.envelope import InvalidEnvelope, delivery_from_envelope
 
 log = structlog.get_logger("prowtrace.replay")
@@ -102,7 +103,11 @@ def replay(
         if not line.strip():
             continue
         parsed = parse_line(line, clock())
-        result = parsed if isinstance(parsed, Result) else handle(parsed)
+        try:
+            result = parsed if isinstance(parsed, Result) else handle(parsed)
+        except Exception as error:  # a bug on one line must not stop the others
+            log.exception("message_crashed", line=number)
+            result = crash_result(error)
         summary.add(number, result)
         _log(number, result)
     return summary

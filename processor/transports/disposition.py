@@ -10,7 +10,7 @@ outcome             dead-letter policy     disposition
 EXPORTED, SKIPPED   either                 ack
 RETRY               either                 nack: the subscription's backoff applies
 INVALID, FAILED     yes (attempt present)  nack, so Pub/Sub dead-letters it
-INVALID, FAILED     no                     ack, and log the payload and reason at ERROR
+INVALID, FAILED     no                     ack, and log the payload (scrubbed) and reason at ERROR
 ==================  =====================  ===========================================
 
 A message whose processing raised (a bug: nothing in the pipeline is meant to raise) counts as
@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from processor.core.message import Delivery
+from processor.core.redact import strip_secrets
 from processor.logs import trace_fields
 from processor.pipeline import Outcome, Result
 
@@ -77,7 +78,12 @@ def dispose(result: Result, delivery: Delivery, *, project: str = "") -> Disposi
         fields=fields
         | {
             "action": "ack: no dead-letter policy, dropped after logging",
-            "payload_base64": base64.b64encode(payload).decode(),
+            # Scrubbed of credentials; surrogateescape keeps every other byte as it came.
+            "payload_base64": base64.b64encode(
+                strip_secrets(payload.decode("utf-8", "surrogateescape")).encode(
+                    "utf-8", "surrogateescape"
+                )
+            ).decode(),
             "payload_bytes": len(delivery.data),
             "payload_truncated": len(delivery.data) > MAX_LOGGED_PAYLOAD_BYTES,
         },

@@ -4,11 +4,15 @@ A 2xx answer acks the message; anything else nacks it and the subscription's ret
 applies. Every request is checked in this order, and refused before any processing:
 
 1. draining after SIGTERM                          → 503 (Pub/Sub retries elsewhere)
-2. not ``application/json``                        → 415
+2. compressed (``Content-Encoding``), or not ``application/json`` → 415
 3. declared body larger than the limit             → 413
 4. OIDC token (when enabled): missing or invalid   → 401; email not allowed → 403;
    Google's keys unreachable                       → 503
 5. body not received within the read timeout       → 408 (slow-loris style clients)
+
+Before any of that, :class:`ConnectionGuard` caps open connections (503 and close past the cap)
+and closes a connection that sits outside a request (half-sent headers, idle keep-alive) for
+``header_timeout`` seconds.
 6. not a Pub/Sub push envelope                     → 400
 
 Then the pipeline runs on a thread pool (it blocks on storage reads and exports; concurrent
@@ -32,9 +36,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import resource
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 
@@ -43,6 +48,7 @@ from aiohttp import web
 
 from processor.config import PushSettings
 from processor.core.message import Delivery
+from processor.core.redact import strip_secrets
 from processor.pipeline import Outcome, Result
 from processor.transports.envelope import InvalidEnvelope, delivery_from_push
 from processor.transports.holding import next_recheck
@@ -64,10 +70,12 @@ STATUS_POISON = 422
 class _Refused(Exception):
     """A request turned away before processing, with the status that says why."""
 
-    def __init__(self, status: int, reason: str) -> None:
+    def __init__(self, status: int, reason: str, logged: str = "") -> None:
         super().__init__(reason)
         self.status = status
         self.reason = reason
+        self.logged = logged or reason
+        """What the log says: may be more detailed than the answer's ``reason``."""
 
 
 class PushEndpoint:
@@ -119,7 +127,7 @@ class PushEndpoint:
             await self._authenticate(request)
             delivery = await self._read_envelope(request)
         except _Refused as refused:
-            log.warning("push_refused", status=refused.status, reason=refused.reason)
+            log.warning("push_refused", status=refused.status, reason=refused.logged)
             return web.Response(status=refused.status, text=refused.reason)
         self.in_flight += 1
         self._idle.clear()
@@ -176,6 +184,11 @@ class PushEndpoint:
     def _admit(self, request: web.Request) -> None:
         if self.draining:
             raise _Refused(STATUS_RETRY, "shutting down; Pub/Sub will redeliver")
+        encoding = request.headers.get("Content-Encoding", "identity").strip().lower()
+        if encoding not in {"", "identity"}:
+            # Pub/Sub sends the envelope as a plain JSON body (cloud.google.com/pubsub/docs/push):
+            # refusing here, before aiohttp would inflate it, keeps zip bombs off the CPU.
+            raise _Refused(415, "compressed bodies are refused: Pub/Sub never compresses pushes")
         if request.content_type != "application/json":
             raise _Refused(415, f"expected application/json, got {request.content_type}")
         length = request.content_length
@@ -191,7 +204,10 @@ class PushEndpoint:
             await loop.run_in_executor(self._pool, self._verifier.verify, header)
         except Unauthenticated as error:
             status = 403 if error.reason is Rejection.EMAIL_NOT_ALLOWED else 401
-            raise _Refused(status, f"{error.reason}: {error}") from None
+            # The answer names the reason alone: the details can quote the header. The log has
+            # them, scrubbed, for the operator; a token reaches neither.
+            logged = f"{error.reason}: {strip_secrets(str(error))}"
+            raise _Refused(status, str(error.reason), logged) from None
         except VerifierUnavailable as error:
             raise _Refused(STATUS_RETRY, f"cannot verify tokens now: {error}") from None
 
@@ -244,13 +260,122 @@ class PushEndpoint:
         self._pool.shutdown(wait=False, cancel_futures=True)
 
 
+class _Refusal(asyncio.Protocol):
+    """A connection over the cap: answered 503 and closed before anything is read."""
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        if isinstance(transport, asyncio.WriteTransport):
+            transport.write(_REFUSAL)
+        transport.close()
+
+
+_REFUSAL = b"HTTP/1.1 503 Service Unavailable\r\nConnection: close\r\nContent-Length: 0\r\n\r\n"
+_SWEEP_SECONDS = 1.0
+_CONNECTING_SECONDS = 2.0
+_REFUSAL_LOG_SECONDS = 10.0
+_FD_RESERVE = 64
+"""File descriptors kept free of connections (logs, artifact reads, exporter sockets)."""
+
+
+class ConnectionGuard:
+    """Bounds what connections can hold: how many are open, how long one sits outside a request.
+
+    aiohttp has no header read timeout: a client that sends half a request line keeps its
+    connection (and a file descriptor) forever, and 1,100 of them exhausted the process's
+    descriptors, after which asyncio's accept loop logged thousands of errors a second. Here every
+    connection outside a request handler for ``idle_timeout`` seconds (half-sent headers, or idle
+    keep-alive) is closed, and connections past ``limit`` get a 503 and are closed at once.
+    """
+
+    def __init__(self, limit: int, idle_timeout: float) -> None:
+        """Allow ``limit`` connections (kept below the descriptor limit), idle ``idle_timeout``."""
+        soft_limit, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+        if soft_limit != resource.RLIM_INFINITY:
+            limit = min(limit, max(1, soft_limit - _FD_RESERVE))
+        self.limit = limit
+        self.idle_timeout = idle_timeout
+        self.refused = 0
+        self.closed_idle = 0
+        self._busy: dict[object, int] = {}  # transport -> requests in progress on it
+        self._idle_since: dict[object, float] = {}
+        self._logged_refusals = 0
+        self._last_refusal_log = 0.0
+        self._handed: dict[web.RequestHandler, float] = {}
+
+    def factory(self, server: web.Server) -> Callable[[], asyncio.BaseProtocol]:
+        """Return the protocol factory for ``loop.create_server``: ``server``'s, capped."""
+
+        def make() -> asyncio.BaseProtocol:
+            # asyncio accepts a burst before any of it is connected, so handlers handed out but
+            # not yet connected count too (briefly: connecting takes microseconds).
+            now = time.monotonic()
+            self._handed = {
+                handler: at
+                for handler, at in self._handed.items()
+                if handler.transport is None and now - at < _CONNECTING_SECONDS
+            }
+            if len(server.connections) + len(self._handed) >= self.limit:
+                self.refused += 1
+                if now - self._last_refusal_log >= _REFUSAL_LOG_SECONDS:  # one line, not a flood
+                    log.warning(
+                        "push_connections_refused",
+                        limit=self.limit,
+                        refused_since_last_log=self.refused - self._logged_refusals,
+                    )
+                    self._last_refusal_log, self._logged_refusals = now, self.refused
+                return _Refusal()
+            handler = server()
+            self._handed[handler] = now
+            return handler
+
+        return make
+
+    @web.middleware
+    async def middleware(
+        self, request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+    ) -> web.StreamResponse:
+        """Mark the request's connection busy while its handler runs."""
+        transport = request.transport
+        self._busy[transport] = self._busy.get(transport, 0) + 1
+        try:
+            return await handler(request)
+        finally:
+            remaining = self._busy.pop(transport, 1) - 1
+            if remaining:
+                self._busy[transport] = remaining
+            self._idle_since[transport] = time.monotonic()
+
+    async def sweep(self, server: web.Server) -> None:
+        """Every second, close connections that sat outside a request for ``idle_timeout``."""
+        while True:
+            await asyncio.sleep(_SWEEP_SECONDS)
+            now = time.monotonic()
+            open_transports = set()
+            for connection in server.connections:
+                transport = connection.transport
+                if transport is None:
+                    continue
+                open_transports.add(transport)
+                if transport in self._busy:
+                    continue
+                since = self._idle_since.setdefault(transport, now)
+                if now - since >= self.idle_timeout:
+                    self.closed_idle += 1
+                    transport.close()
+            for gone in set(self._idle_since) - open_transports:
+                del self._idle_since[gone]
+
+
 ENDPOINT = web.AppKey("endpoint", PushEndpoint)
+GUARD = web.AppKey("guard", ConnectionGuard)
 
 
 def create_app(endpoint: PushEndpoint, settings: PushSettings) -> web.Application:
     """Return the aiohttp application routing to ``endpoint``."""
-    app = web.Application(client_max_size=settings.max_body_bytes)
+    guard = ConnectionGuard(settings.max_connections, settings.header_timeout)
+    app = web.Application(client_max_size=settings.max_body_bytes, middlewares=[guard.middleware])
     app[ENDPOINT] = endpoint
+    app[GUARD] = guard
     app.router.add_post(settings.path, endpoint.push)
     app.router.add_get("/healthz", endpoint.healthz)
     app.router.add_get("/readyz", endpoint.readyz)
@@ -271,16 +396,21 @@ async def serve(
     """
     runner = web.AppRunner(app, access_log=None, shutdown_timeout=settings.shutdown_timeout)
     await runner.setup()
-    site = web.TCPSite(runner, settings.host, settings.port, backlog=512)
-    await site.start()
-    port = settings.port
-    server = site._server  # noqa: SLF001 - aiohttp exposes the bound socket only here
-    if isinstance(server, asyncio.Server) and server.sockets:
-        port = server.sockets[0].getsockname()[1]
+    handlers = runner.server
+    assert handlers is not None  # noqa: S101 - setup() creates it
+    guard = app[GUARD]
+    # Our own listener rather than a TCPSite: its protocol factory is where the cap applies.
+    listener = await asyncio.get_running_loop().create_server(
+        guard.factory(handlers), settings.host, settings.port, backlog=512
+    )
+    sweeper = asyncio.create_task(guard.sweep(handlers))
+    port = listener.sockets[0].getsockname()[1] if listener.sockets else settings.port
     log.info("serve_started", host=settings.host, port=port, path=settings.path)
     if started is not None:
         started(port)
     await stop.wait()
     await app[ENDPOINT].drain()
+    listener.close()
+    sweeper.cancel()
     await runner.cleanup()
-    log.info("serve_stopped")
+    log.info("serve_stopped", connections_refused=guard.refused, idle_closed=guard.closed_idle)

@@ -27,6 +27,7 @@ from google.cloud import storage
 from google.cloud.storage.retry import DEFAULT_RETRY
 
 from processor.artifacts import (
+    FILE_LIMITS,
     ArtifactTooLarge,
     ArtifactUnavailable,
     UnsupportedLocation,
@@ -183,6 +184,16 @@ def test_object_over_the_limit_is_refused(store: GcsArtifactStore) -> None:
     """One byte over max_bytes raises ArtifactTooLarge naming the object."""
     with pytest.raises(ArtifactTooLarge, match=rf"gs://{BUCKET}/logs/sizes/over\.json"):
         store.read(f"gs://{BUCKET}/logs/sizes", "over.json")
+
+
+def test_a_parsed_file_is_read_only_up_to_its_own_limit(
+    client: storage.Client, emulator: _EmulatorServer
+) -> None:
+    """started.json is asked for with a range of its 64 KiB limit, not the store's 32 MiB."""
+    big_store = GcsArtifactStore(client, max_bytes=32 * 1024 * 1024, timeout=5, retry=FAST_RETRY)
+    emulator.requests.clear()
+    big_store.read(f"gs://{BUCKET}/logs/ci-foo/1", "started.json")
+    assert emulator.requests[0][2] == f"bytes=0-{FILE_LIMITS['started.json']}"
 
 
 def test_a_read_is_one_ranged_request(store: GcsArtifactStore, emulator: _EmulatorServer) -> None:

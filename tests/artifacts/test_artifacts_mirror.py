@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from processor.artifacts import (
+    FILE_LIMITS,
     ArtifactTooLarge,
     ArtifactUnavailable,
     UnsupportedLocation,
@@ -49,10 +50,31 @@ def test_reads_a_gs_file_from_bucket_and_path(root: Path, store: MirrorArtifactS
     )
 
 
-def test_reads_an_s3_file_from_the_same_layout(root: Path, store: MirrorArtifactStore) -> None:
-    """s3://BUCKET/PATH/NAME maps onto the same ROOT/BUCKET/PATH/NAME."""
-    _put(root, "minio-logs/logs/job/7/started.json", b'{"timestamp": 1}')
+def test_reads_an_s3_file_from_its_own_directory(root: Path, store: MirrorArtifactStore) -> None:
+    """s3://BUCKET/PATH/NAME is read from ROOT/s3/BUCKET/PATH/NAME."""
+    _put(root, "s3/minio-logs/logs/job/7/started.json", b'{"timestamp": 1}')
     assert store.read("s3://minio-logs/logs/job/7", "started.json") == b'{"timestamp": 1}'
+
+
+def test_s3_and_gs_buckets_of_one_name_never_share_a_folder(
+    root: Path, store: MirrorArtifactStore
+) -> None:
+    """gs://B and s3://B are different owners: each reads only its own files."""
+    _put(root, "b/logs/j/1/started.json", b"gcs")
+    _put(root, "s3/b/logs/j/2/started.json", b"s3")
+    assert store.read("s3://b/logs/j/1", "started.json") is None
+    assert store.read("gs://b/logs/j/2", "started.json") is None
+    assert store.read("gs://b/logs/j/1", "started.json") == b"gcs"
+    assert store.read("s3://b/logs/j/2", "started.json") == b"s3"
+
+
+def test_a_gcs_bucket_named_s3_cannot_reach_the_s3_side(
+    root: Path, store: MirrorArtifactStore
+) -> None:
+    """gs://s3/B/... would be ROOT/s3/B/...: refused, as GCS has no bucket called s3."""
+    _put(root, "s3/minio/logs/j/1/prowjob.json")
+    with pytest.raises(UnsupportedLocation, match="not a valid GCS bucket"):
+        store.read("gs://s3/minio/logs/j/1", "prowjob.json")
 
 
 def test_reads_a_file_below_the_folder(root: Path, store: MirrorArtifactStore) -> None:
@@ -112,6 +134,18 @@ def test_a_file_over_the_limit_is_refused(root: Path, store: MirrorArtifactStore
         store.read("gs://b/j/1", "podinfo.json")
     assert raised.value.limit == LIMIT
     assert raised.value.location == "gs://b/j/1/podinfo.json"
+
+
+def test_a_parsed_file_has_its_own_smaller_limit(root: Path) -> None:
+    """started.json over its 64 KiB limit is refused even under a 32 MiB store limit."""
+    store = MirrorArtifactStore(root, max_bytes=32 * 1024 * 1024)
+    limit = FILE_LIMITS["started.json"]
+    _put(root, "b/j/1/started.json", b" " * limit)
+    _put(root, "b/j/2/started.json", b" " * (limit + 1))
+    assert store.read("gs://b/j/1", "started.json") == b" " * limit
+    with pytest.raises(ArtifactTooLarge, match=r"the limit for started\.json") as raised:
+        store.read("gs://b/j/2", "started.json")
+    assert raised.value.limit == limit
 
 
 def test_a_huge_file_is_refused_by_its_size(root: Path, store: MirrorArtifactStore) -> None:
@@ -265,7 +299,7 @@ def test_find_never_yields_the_bucket_root(root: Path, store: MirrorArtifactStor
 
 def test_find_keeps_the_s3_scheme(root: Path, store: MirrorArtifactStore) -> None:
     """Folders found under an s3:// prefix are s3:// URLs."""
-    _put(root, "minio/logs/j/1/prowjob.json")
+    _put(root, "s3/minio/logs/j/1/prowjob.json")
     assert list(store.find("s3://minio/logs", "prowjob.json")) == ["s3://minio/logs/j/1"]
 
 

@@ -52,14 +52,22 @@ PIECES = [
         KELVIN,
         f"to{KELVIN}en",
     ),
+    *("Negotiate ", "NTLM ", "digest", "-----BEGIN PRIVATE KEY-----", "-----END PRIVATE KEY-----"),
+    *("AIza", "npm_", "sk_live_", "AKIA", "ABCDEFGHIJKLMNOP", "hooks.slack.com/services/"),
+    *("?", "X-Goog-Signature=", "sig=", "--password ", "--token=", "login", " -p ", "\t-P"),
+    *("private_key", "client_secret", "credential", "}", ","),
 ]
 
 
 def every_pattern(text: str) -> str:
     """Return the reference: each pattern applied unconditionally, in strip_secrets' order."""
+    text = redact._PRIVATE_KEY.sub(redact.REDACTED, text)
     text = redact._URL_USERINFO.sub(r"\1", text)
     text = redact._AUTH_HEADER.sub(rf"\g<1>{redact.REDACTED}", text)
+    text = redact._AUTH_SCHEME.sub(rf"\g<1>{redact.REDACTED}", text)
     text = redact._TOKEN_LIKE.sub(redact.REDACTED, text)
+    text = redact._SIGNED_URL_PARAM.sub(rf"\g<1>{redact.REDACTED}", text)
+    text = redact._CLI_SECRET.sub(rf"\g<1>{redact.REDACTED}", text)
     return redact._SECRET_ASSIGNMENT.sub(rf"\g<1>{redact.REDACTED}", text)
 
 

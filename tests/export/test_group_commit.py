@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import random
 import threading
 import time
@@ -15,7 +14,7 @@ import structlog
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 
-from processor.export.group_commit import GroupCommitExporter
+from processor.export.group_commit import ExportRejected, GroupCommitExporter
 
 SUCCESS = SpanExportResult.SUCCESS
 FAILURE = SpanExportResult.FAILURE
@@ -238,20 +237,88 @@ def test_a_failed_inner_export_fails_exactly_the_callers_it_carried(
     assert exporter.spans_exported == 3
 
 
-def test_an_inner_exception_fails_its_batch_and_is_logged() -> None:
-    """A raising inner exporter gives FAILURE (not an exception) and an error log entry."""
-    inner = ScriptedExporter(outcomes=[RuntimeError("collector exploded"), SUCCESS])
+def test_a_lone_caller_whose_spans_raise_is_rejected_and_logged() -> None:
+    """A raising inner export for one caller gives ExportRejected (poison), and the next works."""
+    inner = ScriptedExporter(outcomes=[ValueError("Value out of range: -1"), SUCCESS])
     exporter = GroupCommitExporter(inner, max_wait=0)
 
-    with structlog.testing.capture_logs() as logs:
-        first = exporter.export(spans_of("a"))
+    with structlog.testing.capture_logs() as logs, pytest.raises(ExportRejected, match="range"):
+        exporter.export(spans_of("a"))
     second = exporter.export(spans_of("b"))
 
-    assert (first, second) == (FAILURE, SUCCESS)
+    assert second is SUCCESS
     assert [(log["event"], log["log_level"]) for log in logs] == [
-        ("group_commit_inner_export_raised", "error")
+        ("group_commit_spans_rejected", "error")
     ]
-    assert logs[0]["exc_info"] is True
+    assert exporter.rejected_callers == 1
+
+
+def test_a_raising_batch_is_retried_per_caller_so_only_the_bad_one_fails(
+    pool: ThreadPoolExecutor, make_inner: MakeInner
+) -> None:
+    """One caller whose spans the encoder refuses: the batch is resent caller by caller."""
+    bad = ValueError("Value out of range: 18446744073709551616")
+    inner = make_inner(gated=True, outcomes=[SUCCESS, bad, SUCCESS, bad, SUCCESS])
+    exporter = GroupCommitExporter(inner, max_wait=0)
+    a = submit(pool, exporter, "a")
+    inner.wait_for_exports(1)
+    b, c, d = (queue_up(pool, exporter, name) for name in "bcd")
+    inner.open_gate()
+
+    assert (a.result(timeout=PATIENCE), b.result(timeout=PATIENCE)) == (SUCCESS, SUCCESS)
+    assert isinstance(c.exception(timeout=PATIENCE), ExportRejected)
+    assert d.result(timeout=PATIENCE) is SUCCESS
+    assert [callers_in(batch) for batch in inner.batches] == [
+        {"a"},
+        {"b", "c", "d"},
+        {"b"},
+        {"c"},
+        {"d"},
+    ]
+
+
+def test_a_failure_is_the_backends_verdict_and_is_not_retried_per_caller(
+    pool: ThreadPoolExecutor, make_inner: MakeInner
+) -> None:
+    """FAILURE (backend down) fails the batch once: no per-caller resend multiplies an outage."""
+    inner = make_inner(gated=True, outcomes=[SUCCESS, FAILURE])
+    exporter = GroupCommitExporter(inner, max_wait=0)
+    a = submit(pool, exporter, "a")
+    inner.wait_for_exports(1)
+    b, c = queue_up(pool, exporter, "b"), queue_up(pool, exporter, "c")
+    inner.open_gate()
+
+    assert [f.result(timeout=PATIENCE) for f in (a, b, c)] == [SUCCESS, FAILURE, FAILURE]
+    assert len(inner.batches) == 2
+
+
+def test_a_caller_larger_than_one_request_is_rejected_without_an_export() -> None:
+    """Spans whose estimated request exceeds max_request_bytes can never be sent: poison."""
+    inner = ScriptedExporter()
+    exporter = GroupCommitExporter(inner, max_request_bytes=1000)
+    big = [ReadableSpan(name="x" * 600), ReadableSpan(name="y" * 600)]
+
+    with pytest.raises(ExportRejected, match="request limit"):
+        exporter.export(big)
+    assert inner.batches == []
+
+
+def test_batches_are_split_below_the_request_byte_limit(
+    pool: ThreadPoolExecutor, make_inner: MakeInner
+) -> None:
+    """Callers that fit one request each but not together go out in separate exports."""
+    inner = make_inner(gated=True)
+    exporter = GroupCommitExporter(inner, max_wait=0, max_request_bytes=1000)
+    a = submit(pool, exporter, "a")
+    inner.wait_for_exports(1)
+    queued = [
+        pool.submit(exporter.export, [ReadableSpan(name=f"{name}/" + "z" * 500)]) for name in "bcd"
+    ]
+    wait_until(lambda: exporter.queued_spans == 3)
+    inner.open_gate()
+
+    assert [f.result(timeout=PATIENCE) for f in (a, *queued)] == [SUCCESS] * 4
+    assert [len(batch) for batch in inner.batches] == [1, 1, 1, 1]
 
 
 def test_a_caller_is_not_released_before_its_batch_was_exported(
@@ -392,18 +459,17 @@ def test_shutdown_exports_what_is_queued_then_shuts_the_inner_exporter(
     inner.open_gate()
     shutdown.result(timeout=PATIENCE)
 
-    assert (a.result(timeout=0), b.result(timeout=0)) == (SUCCESS, SUCCESS)
+    assert (a.result(timeout=PATIENCE), b.result(timeout=PATIENCE)) == (SUCCESS, SUCCESS)
     assert inner.events == ["export", "export", "shutdown"]
 
 
 def test_export_after_shutdown_fails_without_reaching_the_inner_exporter() -> None:
-    """Once shut down, export and export_async return FAILURE and the inner sees nothing."""
+    """Once shut down, export returns FAILURE and the inner exporter sees nothing."""
     inner = ScriptedExporter()
     exporter = GroupCommitExporter(inner)
     exporter.shutdown()
 
     assert exporter.export(spans_of("late")) is FAILURE
-    assert asyncio.run(exporter.export_async(spans_of("late"))) is FAILURE
     assert inner.batches == []
     assert inner.events == ["shutdown"]
 
@@ -425,25 +491,21 @@ def test_a_caller_held_by_backpressure_fails_when_shutdown_begins(
     inner.open_gate()
     shutdown.result(timeout=PATIENCE)
 
-    assert (a.result(timeout=0), b.result(timeout=0)) == (SUCCESS, SUCCESS)
+    assert (a.result(timeout=PATIENCE), b.result(timeout=PATIENCE)) == (SUCCESS, SUCCESS)
     assert [callers_in(batch) for batch in inner.batches] == [{"a"}, {"b"}]
 
 
 def test_no_thread_outlives_shutdown() -> None:
-    """After threaded and asyncio callers are done and shutdown returned, no new thread is left."""
+    """After the callers are done and shutdown returned, the exporter thread is gone too."""
     before = set(threading.enumerate())
     inner = ScriptedExporter(delay=0.002)
     exporter = GroupCommitExporter(inner, max_wait=0.001)
 
-    async def many_async() -> list[SpanExportResult]:
-        return await asyncio.gather(*(exporter.export_async(spans_of(f"a{i}")) for i in range(40)))
-
     with ThreadPoolExecutor(max_workers=16) as callers:
-        threaded = list(callers.map(lambda i: exporter.export(spans_of(f"t{i}")), range(40)))
-    awaited = asyncio.run(many_async())
+        threaded = list(callers.map(lambda i: exporter.export(spans_of(f"t{i}")), range(80)))
     exporter.shutdown()
 
-    assert threaded + awaited == [SUCCESS] * 80
+    assert threaded == [SUCCESS] * 80
     assert set(threading.enumerate()) - before == set()
 
 
@@ -464,7 +526,7 @@ def test_force_flush_cuts_the_wait_for_company_short(
     inner.release()
 
     assert flushed.result(timeout=PATIENCE) is True
-    assert (a.result(timeout=0), b.result(timeout=0)) == (SUCCESS, SUCCESS)
+    assert (a.result(timeout=PATIENCE), b.result(timeout=PATIENCE)) == (SUCCESS, SUCCESS)
 
 
 def test_force_flush_returns_false_when_the_export_outlasts_its_timeout(
@@ -481,57 +543,9 @@ def test_force_flush_returns_false_when_the_export_outlasts_its_timeout(
     assert a.result(timeout=PATIENCE) is SUCCESS
 
 
-def test_export_async_batches_coroutines_without_a_thread_per_caller() -> None:
-    """80 awaiting coroutines share few exports and never hold more than a couple of threads."""
-    inner = ScriptedExporter(delay=0.02)
-    exporter = GroupCommitExporter(inner, max_wait=0.005)
-    baseline = threading.active_count()
-
-    async def main() -> list[SpanExportResult]:
-        # A roomy default executor: a thread-per-caller design would show up as many threads.
-        asyncio.get_running_loop().set_default_executor(ThreadPoolExecutor(max_workers=80))
-        return await asyncio.gather(*(exporter.export_async(spans_of(f"c{i}")) for i in range(80)))
-
-    results = asyncio.run(main())
-
-    assert results == [SUCCESS] * 80
-    assert exporter.inner_exports <= 10
-    assert exporter.spans_exported == 80
-    assert inner.max_threads <= baseline + 2
-
-
-def test_a_cancelled_async_caller_leaves_its_batch_intact() -> None:
-    """Cancelling one awaiting coroutine neither drops its batch nor disturbs the others."""
-    inner = ScriptedExporter(gated=True)
-    exporter = GroupCommitExporter(inner, max_wait=0)
-    loop_errors: list[dict[str, object]] = []
-
-    async def main() -> tuple[SpanExportResult, SpanExportResult, bool]:
-        asyncio.get_running_loop().set_exception_handler(lambda _, ctx: loop_errors.append(ctx))
-        a = asyncio.create_task(exporter.export_async(spans_of("a")))
-        await asyncio.to_thread(inner.wait_for_exports, 1)
-        b = asyncio.create_task(exporter.export_async(spans_of("b")))
-        c = asyncio.create_task(exporter.export_async(spans_of("c")))
-        await asyncio.to_thread(wait_until, lambda: exporter.queued_spans == 2)
-        b.cancel()
-        inner.open_gate()
-        results = await asyncio.gather(a, c)
-        await asyncio.sleep(0.01)  # let any late callback run into the cancelled future
-        return results[0], results[1], b.cancelled()
-
-    try:
-        a_result, c_result, b_cancelled = asyncio.run(main())
-    finally:
-        inner.open_gate()
-
-    assert (a_result, c_result, b_cancelled) == (SUCCESS, SUCCESS, True)
-    assert [callers_in(batch) for batch in inner.batches] == [{"a"}, {"b", "c"}]
-    assert loop_errors == []
-
-
 @pytest.mark.parametrize("seed", [1, 2, 3])
 def test_random_mixed_load_keeps_every_invariant(seed: int) -> None:
-    """Threads and coroutines with random sizes: spans exported once, whole, with their result."""
+    """Callers of random sizes: spans exported once, whole, each caller with its batch's result."""
     rng = random.Random(seed)  # noqa: S311 - seeded test data, not a secret
     max_batch = rng.randint(4, 12)
     # Even-numbered inner exports succeed, odd ones fail: each caller must get its batch's result.
@@ -539,24 +553,14 @@ def test_random_mixed_load_keeps_every_invariant(seed: int) -> None:
     exporter = GroupCommitExporter(
         inner, max_wait=0.002, max_batch_spans=max_batch, max_queued_spans=rng.randint(8, 40)
     )
-    sizes = {f"t{i}": rng.randint(1, 2 * max_batch) for i in range(40)}
-    sizes |= {f"a{i}": rng.randint(1, 2 * max_batch) for i in range(20)}
+    sizes = {f"t{i}": rng.randint(1, 2 * max_batch) for i in range(60)}
     results: dict[str, SpanExportResult] = {}
-
-    async def coroutines() -> None:
-        names = [name for name in sizes if name.startswith("a")]
-        outcomes = await asyncio.gather(
-            *(exporter.export_async(spans_of(name, sizes[name])) for name in names)
-        )
-        results.update(zip(names, outcomes, strict=True))
 
     def thread_caller(name: str) -> None:
         results[name] = exporter.export(spans_of(name, sizes[name]))
 
     with ThreadPoolExecutor(max_workers=41) as callers:
-        loop_done = callers.submit(asyncio.run, coroutines())
-        list(callers.map(thread_caller, [name for name in sizes if name.startswith("t")]))
-        loop_done.result(timeout=PATIENCE)
+        list(callers.map(thread_caller, sizes))
 
     batch_of = {}
     for index, batch in enumerate(inner.batches):
@@ -583,23 +587,21 @@ def test_rejects_nonsense_limits() -> None:
         GroupCommitExporter(inner, max_batch_spans=0)
     with pytest.raises(ValueError, match="max_queued_spans"):
         GroupCommitExporter(inner, max_queued_spans=0)
+    with pytest.raises(ValueError, match="max_request_bytes"):
+        GroupCommitExporter(inner, max_request_bytes=0)
 
 
-def test_a_leader_killed_mid_export_hands_waiting_coroutines_to_their_loop(
+def test_an_export_that_raises_systemexit_does_not_stop_the_exporter_thread(
     pool: ThreadPoolExecutor, make_inner: MakeInner
 ) -> None:
-    """SystemExit in a thread's export fails its batch; queued coroutines still get exported."""
+    """SystemExit inside one export fails that caller; callers queued behind it still export."""
     inner = make_inner(gated=True, outcomes=[SystemExit(3), SUCCESS])
     exporter = GroupCommitExporter(inner, max_wait=0)
     a = submit(pool, exporter, "a")
     inner.wait_for_exports(1)
+    b, c = queue_up(pool, exporter, "b"), queue_up(pool, exporter, "c")
+    inner.open_gate()
 
-    async def queued_coroutines() -> list[SpanExportResult]:
-        waiting = [asyncio.create_task(exporter.export_async(spans_of(n))) for n in ("b", "c")]
-        await asyncio.to_thread(wait_until, lambda: exporter.queued_spans == 2)
-        inner.open_gate()
-        return await asyncio.gather(*waiting)
-
-    assert asyncio.run(asyncio.wait_for(queued_coroutines(), PATIENCE)) == [SUCCESS, SUCCESS]
-    assert isinstance(a.exception(timeout=PATIENCE), SystemExit)
+    assert a.result(timeout=PATIENCE) is FAILURE
+    assert (b.result(timeout=PATIENCE), c.result(timeout=PATIENCE)) == (SUCCESS, SUCCESS)
     assert [callers_in(batch) for batch in inner.batches] == [{"a"}, {"b", "c"}]

@@ -110,3 +110,13 @@ def test_log_level_filters_lower_severities() -> None:
     finally:
         structlog.reset_defaults()
     assert out.getvalue() == ""
+
+
+def test_logged_poison_payload_carries_no_credential() -> None:
+    """A poison payload with a token in it is logged with the token stripped, the rest intact."""
+    token = "ghp_" + "R8xLq2Vn5Tb7Wc9Yd3Fh6Jk1Mp4Sg0Za2Ue5"
+    data = b'{"status": 7, "url": "https://x-access-token:' + token.encode() + b'@github.com/o/r"}'
+    fields = dispose(Result(Outcome.INVALID, "status"), _delivery(data=data)).fields
+    logged = base64.b64decode(fields["payload_base64"])
+    assert token.encode() not in logged
+    assert logged.startswith(b'{"status": 7, "url": "https://')

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import gzip
 import http.client
 import json
 import socket
@@ -11,6 +12,7 @@ from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime, timedelta
 
 import pytest
+import structlog
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from support.memory_store import MemoryArtifactStore
@@ -76,13 +78,14 @@ class Harness:
         token: str | None = None,
         content_type: str = "application/json",
         path: str = "/",
+        headers: Mapping[str, str] | None = None,
     ) -> tuple[int, str]:
         """POST ``body`` and return the status and the response text."""
         connection = http.client.HTTPConnection("127.0.0.1", self.server.port, timeout=10)
-        headers = {"Content-Type": content_type}
+        sent = {"Content-Type": content_type, **(headers or {})}
         if token is not None:
-            headers["Authorization"] = f"Bearer {token}"
-        connection.request("POST", path, body=body, headers=headers)
+            sent["Authorization"] = f"Bearer {token}"
+        connection.request("POST", path, body=body, headers=sent)
         response = connection.getresponse()
         text = response.read().decode()
         connection.close()
@@ -196,6 +199,27 @@ def test_unreachable_keys_answer_retry(issuer: LocalOidcIssuer) -> None:
 def test_wrong_content_type_is_refused(open_harness: Harness) -> None:
     """A non-JSON content type: 415."""
     assert open_harness.post(b"{}", content_type="text/plain")[0] == 415
+
+
+def test_a_compressed_body_is_refused_before_it_is_inflated(harness: Harness) -> None:
+    """Content-Encoding: 415 before auth or reading; Pub/Sub pushes plain JSON (its push docs)."""
+    bomb = gzip.compress(b" " * (8 * 1024 * 1024))  # 8 MiB of spaces in ~8 KiB
+    status, text = harness.post(bomb, headers={"Content-Encoding": "gzip"})
+    assert status == 415
+    assert "compress" in text
+    assert harness.exporter.get_finished_spans() == ()
+
+
+def test_a_malformed_authorization_value_is_not_echoed(harness: Harness) -> None:
+    """'Bearer<jwt>' without a space: 401 whose body names the reason, never the token."""
+    secret = "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJ4In0.c2lnbmF0dXJlLXRoYXQtbXVzdC1ub3QtbGVhaw"  # noqa: S105 - fake
+    with structlog.testing.capture_logs() as logs:
+        status, text = harness.post(
+            _envelope(PENDING), headers={"Authorization": f"Bearer{secret}"}
+        )
+    assert status == 401
+    assert secret not in text
+    assert secret not in repr(logs)
 
 
 def test_oversized_body_is_refused(harness: Harness) -> None:
