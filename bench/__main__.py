@@ -18,9 +18,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from bench import cost, freshness, machine, memory, pull, push, throughput, workspace
+from bench import cost, freshness, junit, machine, memory, pull, push, throughput, workspace
 
-BENCHMARKS = ("throughput", "push", "pull", "memory", "freshness")
+BENCHMARKS = ("throughput", "push", "pull", "memory", "junit", "freshness")
 
 
 @dataclass(frozen=True)
@@ -236,6 +236,8 @@ def render(report: dict[str, Any]) -> str:
         lines += _render_pull(report)
     if "memory" in report:
         lines += _render_memory(report)
+    if "junit" in report:
+        lines += junit.render(report["junit"])
     if "freshness" in report:
         lines += _render_freshness(report)
     if "cost" in report:
@@ -370,6 +372,9 @@ def run(plan: Plan, only: Sequence[str], root: Path, *, mode: str) -> dict[str, 
     if "memory" in only:
         print("memory ...", file=sys.stderr)
         report["memory"] = memory.measure(ws.large, ws.mirror, split)
+    if "junit" in only:
+        print("junit ...", file=sys.stderr)
+        report["junit"] = junit.measure(root, ws.small, ws.mirror, split)
     if "freshness" in only:
         print("freshness ...", file=sys.stderr)
         report["freshness"] = freshness.measure(

@@ -34,7 +34,7 @@ from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
-from processor.artifacts import ArtifactStore
+from processor.artifacts import ArtifactStore, ListedFile
 from processor.core.facts import PODINFO, PROWJOB
 
 Z_99 = 2.3263478740408408
@@ -137,6 +137,16 @@ class ModelledStore:
         if appears is not None and self.clock() < appears:
             return None
         return self.inner.read(folder, name)
+
+    def list_files(self, folder: str, under: str, name_glob: str, limit: int) -> list[ListedFile]:
+        """List as ``inner`` does, one modelled round trip, counted with the folder's reads."""
+        folder = folder.rstrip("/")
+        with self._lock:
+            self.reads[folder] += 1
+            delay = self.latency.draw(self._rng) if self.latency else 0.0
+        if delay:
+            self.sleep(delay)
+        return self.inner.list_files(folder, under, name_glob, limit)
 
     def find(self, prefix: str, name: str) -> Iterator[str]:
         """List as ``inner`` does, one modelled round trip per call."""

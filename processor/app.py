@@ -70,6 +70,7 @@ def build_pipeline(
             labels=settings.labels,
             read_concurrency=DEFAULT_READ_CONCURRENCY if remote else 0,
             artifact_buckets=settings.artifact_buckets,
+            junit=settings.junit,
         ),
         metrics=metrics if metrics is not None and metrics.enabled else None,
     )

@@ -17,6 +17,15 @@ Variables (all optional):
                                    (``gs://B``, ``s3://B``, or a bare ``B`` for ``gs://B``):
                                    a message naming another bucket is poison (INVALID);
                                    default: any bucket the service account can read
+``PROWTRACE_TEST_SPANS``           ``on`` (default: spans for the test suites and cases in
+                                   the job's ``artifacts/**/junit*.xml``; one more storage
+                                   listing per finished job) or ``off``
+``PROWTRACE_MAX_JUNIT_BYTES``      larger JUnit files are skipped (and counted on the
+                                   root span); default 5242880
+``PROWTRACE_MAX_JUNIT_JOB_BYTES``  JUnit bytes read per job, all files together; default
+                                   20971520
+``PROWTRACE_MAX_TEST_SPANS``       test spans per job (failures first, then the slowest);
+                                   default 1000
 ``PROWTRACE_LABELS_ALLOW``         comma-separated glob patterns of ProwJob label keys put
                                    on the root span as ``prow.job.label.<key>``; default
                                    ``*`` (every label, at most 32, values scrubbed)
@@ -72,14 +81,20 @@ import os
 import re
 import sys
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
 from typing import TextIO
 
 from processor.artifacts import DEFAULT_MAX_ARTIFACT_BYTES
 from processor.core.ids import IdMode
+from processor.core.junit import DEFAULT_MAX_TEST_SPANS
 from processor.core.labels import KEEP_ALL_LABELS, LabelFilter
+from processor.junit_gather import (
+    DEFAULT_MAX_JUNIT_BYTES,
+    DEFAULT_MAX_JUNIT_JOB_BYTES,
+    JunitLimits,
+)
 
 DEFAULT_GRACE_SECONDS = 300.0
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
@@ -99,6 +114,8 @@ class Settings:
     max_artifact_bytes: int = DEFAULT_MAX_ARTIFACT_BYTES
     artifact_buckets: frozenset[str] = frozenset()
     """Allowed ``SCHEME://BUCKET`` of messages' folders; empty: any."""
+    junit: JunitLimits | None = field(default_factory=JunitLimits)
+    """Test span limits; ``None`` when ``PROWTRACE_TEST_SPANS=off``."""
     log_level: str = "INFO"
     log_format: str = "json"
     labels: LabelFilter = KEEP_ALL_LABELS
@@ -134,6 +151,10 @@ def load_settings(
         "grace_seconds": env.get("PROWTRACE_GRACE_SECONDS"),
         "max_artifact_bytes": env.get("PROWTRACE_MAX_ARTIFACT_BYTES"),
         "artifact_buckets": env.get("PROWTRACE_ARTIFACT_BUCKETS"),
+        "test_spans": env.get("PROWTRACE_TEST_SPANS"),
+        "max_junit_bytes": env.get("PROWTRACE_MAX_JUNIT_BYTES"),
+        "max_junit_job_bytes": env.get("PROWTRACE_MAX_JUNIT_JOB_BYTES"),
+        "max_test_spans": env.get("PROWTRACE_MAX_TEST_SPANS"),
         "log_level": env.get("PROWTRACE_LOG_LEVEL"),
         "log_format": env.get("PROWTRACE_LOG_FORMAT"),
     }
@@ -170,6 +191,7 @@ def load_settings(
             )
         ),
         artifact_buckets=artifact_buckets(str(values["artifact_buckets"] or "")),
+        junit=_junit_limits(values),
         log_level=level,
         log_format=log_format,
         labels=LabelFilter(
@@ -196,6 +218,41 @@ def artifact_buckets(value: str) -> frozenset[str]:
             )
         buckets.add(f"{match.group(1) or 'gs'}://{match.group(2)}")
     return frozenset(buckets)
+
+
+def _junit_limits(values: Mapping[str, str | float | None]) -> JunitLimits | None:
+    """Read the test span settings (``None``: test spans are off)."""
+    switch = str(values["test_spans"] or "on").strip().lower()
+    if switch not in {"on", "off"}:
+        raise ConfigError(f"PROWTRACE_TEST_SPANS={switch!r}: choose on or off")
+    if switch == "off":
+        return None
+    return JunitLimits(
+        max_file_bytes=int(
+            number(
+                values["max_junit_bytes"],
+                "PROWTRACE_MAX_JUNIT_BYTES",
+                DEFAULT_MAX_JUNIT_BYTES,
+                minimum=1,
+            )
+        ),
+        max_job_bytes=int(
+            number(
+                values["max_junit_job_bytes"],
+                "PROWTRACE_MAX_JUNIT_JOB_BYTES",
+                DEFAULT_MAX_JUNIT_JOB_BYTES,
+                minimum=1,
+            )
+        ),
+        max_spans=int(
+            number(
+                values["max_test_spans"],
+                "PROWTRACE_MAX_TEST_SPANS",
+                DEFAULT_MAX_TEST_SPANS,
+                minimum=0,
+            )
+        ),
+    )
 
 
 def default_log_format(stream: TextIO | None = None) -> str:

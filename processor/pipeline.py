@@ -29,7 +29,7 @@ an exported message's run metrics, or a system error for a poison message or a f
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Protocol, TypeVar
@@ -50,6 +50,7 @@ from processor.core import border, facts
 from processor.core.build import job_spans
 from processor.core.ids import IdMode, JobIdentity, identity_from_build, identity_from_uid
 from processor.core.jsonshape import ShapeError
+from processor.core.junit import JunitResults
 from processor.core.labels import KEEP_ALL_LABELS, LabelFilter
 from processor.core.message import (
     Delivery,
@@ -63,6 +64,7 @@ from processor.core.metrics import MetricPoint, SystemErrorType, run_points, sys
 from processor.core.spans import TraceSpan, identify
 from processor.export.group_commit import ExportRejected
 from processor.export.otel import SpanConverter
+from processor.junit_gather import JunitLimits, gather_junit
 
 log = structlog.get_logger("prowtrace.pipeline")
 T = TypeVar("T")
@@ -131,6 +133,8 @@ class PipelineSettings:
     read_concurrency: int = DEFAULT_READ_CONCURRENCY
     """Pooled storage reads in flight at once, over all messages (a terminal message reads 5
     files); 0 reads each file on the handling thread, one after another (for a local mirror)."""
+    junit: JunitLimits | None = field(default_factory=JunitLimits)
+    """Test spans from the job's JUnit files within these limits; ``None``: no test spans."""
     labels: LabelFilter = KEEP_ALL_LABELS
     """Which ProwJob labels go onto the root span."""
     artifact_buckets: frozenset[str] = frozenset()
@@ -384,9 +388,11 @@ class Pipeline:
                     "podinfo.json not written yet (crier writes it after completion)",
                     facts.PODINFO,
                 )
+            junit = self._junit(folder, files)
             return facts.JobArtifacts(
                 prowjob=prowjob,
                 podinfo=podinfo,
+                junit=junit,
                 started=self._read(folder, facts.STARTED, facts.parse_started, store=files)[0],
                 finished=self._read(folder, facts.FINISHED, facts.parse_finished, store=files)[0],
                 clone_records=self._read(
@@ -395,6 +401,19 @@ class Pipeline:
             )
         except _Stop as stop:
             return stop.outcome, stop.reason
+
+    def _junit(self, folder: str, files: ArtifactStore | None = None) -> JunitResults | None:
+        """Read the job's JUnit results if test spans are on; a storage outage means RETRY."""
+        store = files or self._store
+        if self._settings.junit is None or store is None:
+            return None
+        try:
+            return gather_junit(store, folder, self._settings.junit)
+        except ArtifactUnavailable as error:
+            raise _Stop(Outcome.RETRY, str(error)) from None
+        except ArtifactError as error:
+            log.warning("junit_skipped", folder=folder, reason=str(error))
+            return None
 
     def _read(
         self,

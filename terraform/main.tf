@@ -72,6 +72,7 @@ locals {
     # The buckets granted above are the only ones a message may name (a publisher cannot point
     # the service at any other bucket its account can read).
     var.artifacts == "gcs" && length(var.artifact_buckets) > 0 ? { PROWTRACE_ARTIFACT_BUCKETS = join(",", var.artifact_buckets) } : {},
+    { PROWTRACE_TEST_SPANS = var.test_spans ? "on" : "off" },
     local.resource_attributes == "" ? {} : { OTEL_RESOURCE_ATTRIBUTES = local.resource_attributes },
     var.metrics_exporter == "none" ? {} : { OTEL_METRICS_EXPORTER = var.metrics_exporter },
     local.gcp_exporter || local.gcp_metrics ? { GOOGLE_CLOUD_PROJECT = local.trace_project_id } : {},

@@ -129,6 +129,12 @@ variable "max_artifact_bytes" {
   }
 }
 
+variable "test_spans" {
+  type        = bool
+  default     = true
+  description = "PROWTRACE_TEST_SPANS: spans for each finished job's JUnit results (one Cloud Storage listing, a Class A operation, per job); false for the cheapest path."
+}
+
 variable "log_level" {
   type        = string
   default     = "INFO"

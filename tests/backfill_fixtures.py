@@ -13,7 +13,7 @@ from tempfile import TemporaryDirectory
 from support.oracle import RecordingExporter, SpanKey, expected_spans
 from support.otlp_receiver import ReceivedSpan
 
-from processor.artifacts import ArtifactStore
+from processor.artifacts import ArtifactStore, ListedFile
 from processor.export.exporters import build_resource
 from processor.export.otel import SpanConverter
 from processor.pipeline import Pipeline, PipelineSettings
@@ -95,6 +95,10 @@ class CountingStore:
             self.reads[name] += 1
             self.read_folders.append(folder)
         return self._inner.read(folder, name)
+
+    def list_files(self, folder: str, under: str, name_glob: str, limit: int) -> list[ListedFile]:
+        """List through the inner store."""
+        return self._inner.list_files(folder, under, name_glob, limit)
 
     def find(self, prefix: str, name: str) -> Iterator[str]:
         """Count each folder as the listing yields it."""

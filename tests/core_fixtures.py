@@ -11,11 +11,13 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
 from processor.core import facts
 from processor.core.build import job_spans
+from processor.core.junit import JunitResults, parse_junit
 from processor.core.message import Traceable, classify
 from processor.core.spans import SpanRecord
 
@@ -540,6 +542,20 @@ def _without_prowjob() -> list[SpanRecord]:
     return job_spans(traceable("failure"), facts.JobArtifacts(), PUBLISH)
 
 
+JUNIT_WITH_A_FAILURE = (
+    b'<testsuites><testsuite name="pkg" time="3" timestamp="2020-05-07T00:53:00Z">'
+    b'<testcase name="TestOK" classname="pkg" time="1"/>'
+    b'<testcase name="TestBad" classname="pkg" time="2"><failure message="Failed">bad</failure>'
+    b'</testcase><testcase name="TestSkip" time="0"><skipped/></testcase></testsuite></testsuites>'
+)
+"""A go-junit-report file: one passing, one failing and one skipped case."""
+
+
+def _with_junit() -> list[SpanRecord]:
+    junit = JunitResults(files=(parse_junit(JUNIT_WITH_A_FAILURE, "artifacts/junit.xml"),))
+    return job_spans(traceable("failure"), replace(full_artifacts(), junit=junit), PUBLISH)
+
+
 SCENARIOS: dict[str, Callable[[], list[SpanRecord]]] = {
     "pending": lambda: job_spans(
         traceable("pending"),
@@ -563,5 +579,6 @@ SCENARIOS: dict[str, Callable[[], list[SpanRecord]]] = {
     "deadline exceeded": _container_end("DeadlineExceeded"),
     "aborted while pending": _aborted_while_pending,
     "no prowjob.json": _without_prowjob,
+    "junit": _with_junit,
 }
 """Every path through the span builder: name → the spans it emits."""

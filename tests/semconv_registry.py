@@ -17,7 +17,7 @@ import yaml
 from processor.core import semconv as sc
 from processor.core.spans import AttributeValue
 
-CHECKED_NAMESPACES = ("cicd.", "vcs.", "error.")
+CHECKED_NAMESPACES = ("cicd.", "vcs.", "error.", "test.")
 RUN_SPAN = "span.cicd.pipeline.run.server"
 TASK_SPAN = "span.cicd.pipeline.task.internal"
 REGISTRY_FILES = {
@@ -25,6 +25,7 @@ REGISTRY_FILES = {
     "cicd-spans.yaml",
     "error-registry.yaml",
     "vcs-registry.yaml",
+    "test-registry.yaml",
 }
 CUSTOM_ERROR_TYPES = {
     sc.ERROR_TEST_FAILED,

@@ -84,6 +84,14 @@ class UnsupportedLocation(ArtifactError):
     """The folder's scheme is not served by this store (e.g. ``s3://`` on the GCS store)."""
 
 
+@dataclass(frozen=True, slots=True)
+class ListedFile:
+    """A file found by :meth:`ArtifactStore.list_files`: its path inside the folder, its size."""
+
+    name: str
+    size: int
+
+
 class ArtifactStore(Protocol):
     """Reads files from job artifact folders such as ``gs://bucket/logs/job/123``."""
 
@@ -93,6 +101,17 @@ class ArtifactStore(Protocol):
         Raises :class:`ArtifactUnavailable` on transient failures, :class:`ArtifactTooLarge` when
         the file exceeds the size limit, :class:`UnsupportedLocation` when ``folder``'s scheme is
         not served by this store.
+        """
+        ...
+
+    def list_files(self, folder: str, under: str, name_glob: str, limit: int) -> list[ListedFile]:
+        """Return the files below ``folder/under/`` (at any depth) whose name matches a glob.
+
+        ``name_glob`` applies to a file's last path segment, in :func:`fnmatch.fnmatchcase`
+        syntax without ``/``. Names are relative to ``folder`` (``artifacts/junit_01.xml``), in
+        object-name order, at most ``limit`` of them; ``[]`` when there are none. One listing
+        (on GCS: one ``objects.list`` request per 1,000 names, filtered server-side). Raises as
+        :meth:`read` does.
         """
         ...
 

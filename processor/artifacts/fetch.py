@@ -18,7 +18,7 @@ import threading
 from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 
-from processor.artifacts import ArtifactStore
+from processor.artifacts import ArtifactStore, ListedFile
 
 DEFAULT_READ_CONCURRENCY = 64
 """Reads in flight per process: enough for 32 pull callbacks x a few files at storage latency."""
@@ -76,7 +76,7 @@ class Fetched:
         self._lock = threading.Lock()
         self._pending = {name: pool.submit(folder, name) for name in dict.fromkeys(names)}
         self.reads = len(self._pending)
-        """Reads issued for this message so far (each one a billed storage operation)."""
+        """Reads (and listings) issued for this message so far: each a billed storage operation."""
 
     def read(self, folder: str, name: str) -> bytes | None:
         """Return the prefetched answer for ``name`` (or read it now), raising as the store does."""
@@ -86,6 +86,12 @@ class Fetched:
                 self.reads += 1
             return self._pool.store.read(folder, name)
         return future.result()
+
+    def list_files(self, folder: str, under: str, name_glob: str, limit: int) -> list[ListedFile]:
+        """List through the store (never prefetched), counting the listing as one request."""
+        with self._lock:
+            self.reads += 1
+        return self._pool.store.list_files(folder, under, name_glob, limit)
 
     def find(self, prefix: str, name: str) -> Iterator[str]:
         """Delegate listing to the store (never prefetched)."""

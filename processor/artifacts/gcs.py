@@ -32,6 +32,8 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+from fnmatch import fnmatchcase
+from itertools import islice
 
 # google-cloud-storage ships no py.typed marker: pyproject's mypy overrides treat it as Any.
 from google.api_core import exceptions as api_exceptions
@@ -47,6 +49,7 @@ from processor.artifacts import (
     ArtifactError,
     ArtifactTooLarge,
     ArtifactUnavailable,
+    ListedFile,
     Location,
     StoreSetupError,
     UnsupportedLocation,
@@ -120,6 +123,39 @@ class GcsArtifactStore:
         if len(data) > limit:
             raise ArtifactTooLarge(url, limit)
         return data
+
+    def list_files(self, folder: str, under: str, name_glob: str, limit: int) -> list[ListedFile]:
+        """Return up to ``limit`` objects below ``folder/under/`` whose last segment matches.
+
+        One ``objects.list`` call (a Class A operation per page of up to 1,000 names): the
+        server keeps only names matching ``**/<name_glob>`` and sends only names and sizes;
+        the same rule is checked again here (a glob's ``*`` never spans ``/``, as in fnmatch).
+        """
+        location = _gcs_location(folder)
+        list_prefix = f"{location.key(under)}/"
+        url = f"gs://{location.bucket}/{list_prefix}"
+        blobs = self._client.list_blobs(
+            location.bucket,
+            prefix=list_prefix,
+            match_glob=f"**/{name_glob}",
+            fields="items(name,size),nextPageToken",
+            max_results=limit,
+            timeout=self._timeout,
+            retry=self._retry,
+        )
+        prefix_chars = len(location.path) + 1 if location.path else 0
+        matching = (
+            ListedFile(name=blob.name[prefix_chars:], size=int(blob.size or 0))
+            for blob in blobs
+            if fnmatchcase(blob.name.rsplit("/", 1)[-1], name_glob)
+        )
+        try:
+            # max_results asks the server for no more; islice holds to it whatever comes back.
+            return list(islice(matching, limit))
+        except api_exceptions.NotFound:
+            return []  # no bucket: no files, as a read of a missing bucket is "no file"
+        except _FAILURES as exc:
+            raise translate_error(exc, url, location.bucket, OBJECT_LIST_PERMISSION) from exc
 
     def find(self, prefix: str, name: str) -> Iterator[str]:
         """Yield the folders under ``prefix`` that hold an object ``name``, page by page.

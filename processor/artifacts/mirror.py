@@ -23,12 +23,14 @@ import errno
 import os
 import stat
 from collections.abc import Iterator
+from fnmatch import fnmatchcase
 from pathlib import Path
 
 from processor.artifacts import (
     DEFAULT_MAX_ARTIFACT_BYTES,
     ArtifactTooLarge,
     ArtifactUnavailable,
+    ListedFile,
     Location,
     UnsupportedLocation,
     parse_location,
@@ -120,6 +122,25 @@ class MirrorArtifactStore:
             raise ArtifactTooLarge(url, limit)
         return data
 
+    def list_files(self, folder: str, under: str, name_glob: str, limit: int) -> list[ListedFile]:
+        """Return up to ``limit`` regular files below ``folder/under/`` whose name matches.
+
+        The same rule and order as the GCS store's listing; symlinks are not followed.
+        """
+        location = parse_location(folder)
+        key = location.key(under)
+        start = self._inside_root(location.bucket, key, location.url)
+        found: list[ListedFile] = []
+        for path, size in _files_below(start, location.child(key)):
+            if len(found) >= limit:
+                break
+            if fnmatchcase(path.rsplit("/", 1)[-1], name_glob):
+                relative = path.removeprefix(f"{location.path}/") if location.path else path
+                found.append(ListedFile(name=relative, size=size))
+        if not found:
+            self._require_root()
+        return found
+
     def find(self, prefix: str, name: str) -> Iterator[str]:
         """Yield the folders under ``prefix`` holding a file ``name``, walking lazily.
 
@@ -201,6 +222,16 @@ def _folders_holding(directory: Path, folder: Location, name: str) -> Iterator[s
             yield from _folders_holding(Path(entry.path), folder.child(child), name)
         elif entry.name == name and folder.path and entry.is_file():
             yield folder.url
+
+
+def _files_below(directory: Path, folder: Location) -> Iterator[tuple[str, int]]:
+    """Yield the object key and size of each regular file below ``directory``, in key order."""
+    for entry, is_dir in _sorted_entries(directory, folder):
+        key = f"{folder.path}/{entry.name}" if folder.path else entry.name
+        if is_dir:
+            yield from _files_below(Path(entry.path), folder.child(key))
+        elif entry.is_file(follow_symlinks=False):
+            yield key, entry.stat(follow_symlinks=False).st_size
 
 
 def _sorted_entries(directory: Path, folder: Location) -> list[tuple[os.DirEntry[str], bool]]:

@@ -16,6 +16,8 @@ Tree (path → span name)::
     pod/init/clonerefs/clone/<o>/<r>    clone/<o>/<r>      one per repository (concurrent)
     pod/init/clonerefs/clone/<o>/<r>/<i>  git <verb>       one per git command (sequential)
     pod/container/<name>                container/<name>   each container; job containers are tasks
+    <container>/junit/<file>/<suite>/<case>                one per JUnit suite and case that ran
+                                                           (:mod:`processor.core.testspans`)
 
 Timings, best source first: a snowflake build ID gives the pending instant to the millisecond;
 prowjob.json and the Pod give seconds; the publish time is the last resort, and only for the
@@ -45,6 +47,7 @@ from processor.core.message import JobState, Traceable
 from processor.core.redact import scrub
 from processor.core.refs import Pull, Refs
 from processor.core.spans import AttributeValue, SpanEvent, SpanKind, SpanRecord, fit_inside_parents
+from processor.core.testspans import add_test_spans
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _SNOWFLAKE_LEAD = timedelta(seconds=10)
@@ -114,7 +117,7 @@ def job_spans(
     if queue:
         records.append(queue)
     records.extend(_pod_spans(job, state, artifacts, pending, root))
-    return fit_inside_parents(records)
+    return fit_inside_parents(add_test_spans(records, artifacts.junit))
 
 
 def _is_terminal(state: str) -> bool:

@@ -26,6 +26,7 @@ from processor.core.jsonshape import (
     get_time,
     require_object,
 )
+from processor.core.junit import JunitResults
 from processor.core.refs import Refs, parse_refs
 
 PROWJOB = "prowjob.json"
@@ -182,6 +183,8 @@ class JobArtifacts:
     finished: Finished | None = None
     podinfo: PodInfo | None = None
     clone_records: tuple[CloneRecord, ...] | None = None
+    junit: JunitResults | None = None
+    """The JUnit results found under ``artifacts/``; ``None`` when test spans are off."""
 
 
 def _decode(data: bytes, name: str) -> JsonObject:

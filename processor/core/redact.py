@@ -15,11 +15,20 @@ MAX_ATTRIBUTE_CHARS = 1024
 """Long enough for any useful description or command line; bounded so a span stays small."""
 
 # Up to the LAST "@" of the authority: "https://user@host:PASSWORD@host/" hides the password too.
-_URL_USERINFO = re.compile(r"(?i)([a-z][a-z0-9+.\-]*://)[^/\s?#]*@")
+# _URL_USERINFO and _SECRET_ASSIGNMENT start only where a run of their leading characters starts
+# (the lookbehind): tried from every position, a long run of word characters costs time quadratic
+# in its length (seconds for a few KiB of test output). The leftmost match is the same either way;
+# _URL_USERINFO keeps a run's non-letter head in its group so the replacement text is the same.
+_URL_USERINFO = re.compile(r"(?i)(?<![a-z0-9+.\-])([0-9+.\-]*[a-z][a-z0-9+.\-]*://)[^/\s?#]*@")
 _AUTH_HEADER = re.compile(
     r"(?i)\b(authorization\s*[:=]\s*['\"]?)(?!REDACTED)(?:[a-z][a-z0-9-]*(?:\s+|(?=['\"])))?['\"]?[^\s'\"]+"
 )
-_AUTH_SCHEME = re.compile(r"(?i)\b((?:bearer|negotiate|basic|digest|ntlm)\s*['\"]?)[^\s'\"]{8,}")
+# A credential after a scheme word has a digit, a capital or base64 punctuation somewhere
+# (case-sensitive lookahead): prose such as "a basic endpoint" or "digest mismatch" is no secret.
+_AUTH_SCHEME = re.compile(
+    r"(?i)\b((?:bearer|negotiate|basic|digest|ntlm)\s*['\"]?)"
+    r"(?=(?-i:[^\s'\"]*[0-9A-Z+/=]))[^\s'\"]{8,}"
+)
 _PRIVATE_KEY = re.compile(
     r"-----BEGIN[ A-Z0-9_-]{0,100}PRIVATE KEY(?: BLOCK)?-----.*?"
     r"(?:-----END[ A-Z0-9_-]{0,100}PRIVATE KEY(?: BLOCK)?-----|\Z)",
@@ -39,7 +48,7 @@ _SIGNED_URL_PARAM = re.compile(
     r"|access_token|token|key|apikey|api_key|password)=)[^&\s'\"#]+"
 )
 _SECRET_ASSIGNMENT = re.compile(
-    r"(?i)([a-z0-9_.\-]*(?:password|passwd|token|secret|api[_-]?key|private[_-]?key"
+    r"(?i)(?<![a-z0-9_.\-])([a-z0-9_.\-]*(?:password|passwd|token|secret|api[_-]?key|private[_-]?key"
     r"|credential)[a-z0-9_\-]*['\"]?\s*[=:]\s*['\"]?)[^\s&'\",}]+"
 )
 _CLI_SECRET = re.compile(

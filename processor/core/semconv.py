@@ -1,7 +1,8 @@
-"""Attribute names and enum values: OpenTelemetry's CI/CD, VCS and error conventions, and ours.
+"""Attribute names and enum values: OpenTelemetry's CI/CD, VCS, error and test conventions, ours.
 
 Only names defined in the registries vendored under ``tests/data/semconv`` may use the ``cicd.``,
-``vcs.`` and ``error.`` namespaces (a test enforces it); Prow-specific facts live under ``prow.``.
+``vcs.``, ``error.`` and ``test.`` namespaces (a test enforces it); Prow-specific facts live under
+``prow.``.
 """
 
 from __future__ import annotations
@@ -39,6 +40,30 @@ VCS_CHANGE_TITLE: Final = "vcs.change.title"
 
 # The error attribute, from the registry.error group
 ERROR_TYPE: Final = "error.type"
+
+# Test attributes, from the registry.test group (test spans built from JUnit results)
+TEST_SUITE_NAME: Final = "test.suite.name"
+TEST_SUITE_RUN_STATUS: Final = "test.suite.run.status"
+TEST_CASE_NAME: Final = "test.case.name"
+TEST_CASE_RESULT_STATUS: Final = "test.case.result.status"
+SUITE_STATUS_SUCCESS: Final = "success"
+SUITE_STATUS_FAILURE: Final = "failure"
+SUITE_STATUS_SKIPPED: Final = "skipped"
+CASE_STATUS_PASS: Final = "pass"  # noqa: S105 - a test result, not a password
+CASE_STATUS_FAIL: Final = "fail"
+
+# What prowtrace adds about JUnit results (no convention covers these)
+PROW_TEST_CASE_CLASSNAME: Final = "prow.test.case.classname"
+PROW_TEST_SUITE_FILE: Final = "prow.test.suite.file"
+PROW_TEST_SUITE_CASES: Final = "prow.test.suite.cases"
+PROW_TEST_SUITE_FAILED: Final = "prow.test.suite.failed"
+PROW_TEST_SUITE_SKIPPED: Final = "prow.test.suite.skipped"
+PROW_TEST_SUITE_OMITTED: Final = "prow.test.suite.omitted"
+PROW_TEST_LANE: Final = "prow.test.lane"
+PROW_JUNIT_FILES: Final = "prow.junit.files"
+PROW_JUNIT_UNREADABLE: Final = "prow.junit.unreadable"
+PROW_JUNIT_TOO_LARGE: Final = "prow.junit.too_large"
+PROW_JUNIT_SUITES_OMITTED: Final = "prow.junit.suites_omitted"
 
 # Enum values used
 ACTION_RUN: Final = "RUN"

@@ -25,6 +25,7 @@ from processor.synthetic.fleet import (
     sha1_hex,
     uuid4,
 )
+from processor.synthetic.junit import junit_files
 from processor.synthetic.lifecycle import (
     PENDING_TIMEOUT_MS,
     PodPlan,
@@ -403,6 +404,7 @@ def _pod_files(spec: JobSpec, pod: PodRun) -> dict[str, bytes]:
             result=result,
             revision_="" if by_initupload else revision(spec.refs),
         )
+    files.update(junit_files(pod))
     return files
 
 

@@ -41,7 +41,9 @@ def write_mirror(jobs: Iterable[SyntheticJob], root: Path) -> int:
             directory = mirror_path(root, folder)
             directory.mkdir(parents=True, exist_ok=True)
             for name, content in files.items():
-                (directory / name).write_bytes(content)
+                path = directory.joinpath(*name.split("/"))  # artifacts/junit_*.xml nest
+                path.parent.mkdir(parents=True, exist_ok=True)
+                path.write_bytes(content)
                 written += 1
     return written
 

@@ -58,6 +58,7 @@ from processor.app import stop_on_signals
 from processor.artifacts import (
     ArtifactError,
     ArtifactStore,
+    ListedFile,
     UnsupportedLocation,
     open_store,
 )
@@ -357,6 +358,10 @@ class ReadAheadStore:
             if held is not None:
                 return held
         return self._inner.read(folder, name)
+
+    def list_files(self, folder: str, under: str, name_glob: str, limit: int) -> list[ListedFile]:
+        """List through the inner store."""
+        return self._inner.list_files(folder, under, name_glob, limit)
 
     def find(self, prefix: str, name: str) -> Iterator[str]:
         """List through the inner store."""

@@ -30,6 +30,7 @@ from processor.artifacts import (
     FILE_LIMITS,
     ArtifactTooLarge,
     ArtifactUnavailable,
+    ListedFile,
     UnsupportedLocation,
     open_store,
 )
@@ -50,6 +51,11 @@ OBJECTS = {
     "logs/ci-foo/10/prowjob.json": b"{}",
     "logs/ci-foo/2/prowjob.json": b"{}",
     "logs/ci-foo/2/artifacts/junit.xml": b"<testsuites/>",
+    "logs/ci-foo/2/artifacts/junit_01.xml": b"<testsuite/>",
+    "logs/ci-foo/2/artifacts/e2e/junit_runner.xml": b"<testsuites></testsuites>",
+    "logs/ci-foo/2/artifacts/e2e/notes.xml": b"<notes/>",
+    "logs/ci-foo/2/artifacts/junit_01.xml.gz": b"gz",
+    "logs/ci-foo/2/junit_outside.xml": b"<testsuite/>",
     "logs/ci-foo/3/started.json": b"{}",
     "logs/ci-foo-bar/7/prowjob.json": b"{}",
     "logs/sizes/empty.json": b"",
@@ -502,3 +508,54 @@ def test_find_forbidden_names_the_list_permission(failing: StoreOn) -> None:
     _, store = failing(_answer(403))
     with pytest.raises(ArtifactUnavailable, match=r"storage\.objects\.list.*objectViewer"):
         list(store.find(f"gs://{BUCKET}/logs", "prowjob.json"))
+
+
+JUNIT_IN_CI_FOO_2 = [
+    ListedFile("artifacts/e2e/junit_runner.xml", 25),
+    ListedFile("artifacts/junit.xml", 13),
+    ListedFile("artifacts/junit_01.xml", 12),
+]
+"""What Spyglass's JUnit lens and Prow's starter config would show for logs/ci-foo/2."""
+
+
+def test_list_files_finds_junit_below_artifacts_with_sizes(store: GcsArtifactStore) -> None:
+    """Files named junit*.xml at any depth below artifacts/ are listed, names relative, sized."""
+    listed = store.list_files(f"gs://{BUCKET}/logs/ci-foo/2", "artifacts", "junit*.xml", 100)
+    assert listed == JUNIT_IN_CI_FOO_2
+
+
+def test_list_files_is_one_filtered_request(
+    store: GcsArtifactStore, emulator: _EmulatorServer
+) -> None:
+    """One objects.list below artifacts/, filtered by a match glob, asking for names and sizes."""
+    emulator.requests.clear()
+    store.list_files(f"gs://{BUCKET}/logs/ci-foo/2", "artifacts", "junit*.xml", 100)
+    assert len(emulator.requests) == 1
+    _, path, _ = emulator.requests[0]
+    assert "prefix=logs%2Fci-foo%2F2%2Fartifacts%2F" in path
+    assert "matchGlob=%2A%2A%2Fjunit%2A.xml" in path
+    assert "items%28name%2Csize%29" in path
+
+
+def test_list_files_stops_at_the_limit(store: GcsArtifactStore) -> None:
+    """No more than ``limit`` files come back, the first in listing order."""
+    listed = store.list_files(f"gs://{BUCKET}/logs/ci-foo/2", "artifacts", "junit*.xml", 2)
+    assert listed == JUNIT_IN_CI_FOO_2[:2]
+
+
+def test_list_files_of_a_folder_without_artifacts_is_empty(store: GcsArtifactStore) -> None:
+    """A run that uploaded no artifacts/ has no JUnit files (not an error)."""
+    assert store.list_files(f"gs://{BUCKET}/logs/ci-foo/1", "artifacts", "junit*.xml", 100) == []
+
+
+def test_list_files_agrees_with_the_mirror_store(store: GcsArtifactStore, tmp_path: Path) -> None:
+    """The same objects in a mirror list the same files, sizes and order."""
+    for name, data in OBJECTS.items():
+        path = tmp_path / BUCKET / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(data)
+    mirror = MirrorArtifactStore(tmp_path)
+    for folder in ["logs/ci-foo/1", "logs/ci-foo/2", "logs/nowhere"]:
+        url = f"gs://{BUCKET}/{folder}"
+        expected = store.list_files(url, "artifacts", "junit*.xml", 100)
+        assert mirror.list_files(url, "artifacts", "junit*.xml", 100) == expected

@@ -112,6 +112,19 @@ def test_secret_assignments_are_redacted(text: str) -> None:
     assert REDACTED in scrubbed
 
 
+@pytest.mark.parametrize(
+    "text",
+    [
+        "[sig-network] Services should create a basic endpoint from pod",
+        "sha256 digest mismatch for layer",
+        "falls back to basic authentication when the bearer flow is disabled",
+    ],
+)
+def test_prose_after_an_auth_scheme_word_is_unchanged(text: str) -> None:
+    """A scheme word followed by an ordinary lowercase word is prose, not a credential."""
+    assert strip_secrets(text) == text
+
+
 def test_ordinary_text_is_unchanged() -> None:
     """Text without secrets passes through unchanged."""
     text = "Job failed: 3 tests failed in k8s.io/kubernetes/pkg/scheduler (exit code 1)"

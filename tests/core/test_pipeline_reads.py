@@ -15,7 +15,7 @@ from support.memory_store import MemoryArtifactStore
 from test_pipeline import delivery, full_store
 
 from bench.latency import LatencyModel, ModelledStore
-from processor.artifacts import ArtifactStore
+from processor.artifacts import ArtifactStore, ListedFile
 from processor.core import facts
 from processor.export.otel import SpanConverter
 from processor.pipeline import Outcome, Pipeline, PipelineSettings
@@ -52,6 +52,10 @@ class InFlight:
                 self.now -= 1
                 self.pooled_now -= pooled
 
+    def list_files(self, folder: str, under: str, name_glob: str, limit: int) -> list[ListedFile]:
+        """List through (JUnit files)."""
+        return self._inner.list_files(folder, under, name_glob, limit)
+
     def find(self, prefix: str, name: str) -> Iterator[str]:
         """Not used by the pipeline."""
         return self._inner.find(prefix, name)
@@ -69,11 +73,11 @@ def wired(store: ArtifactStore, *, concurrency: int = 64) -> Pipeline:
 
 
 def test_a_terminal_message_reads_its_five_files_at_once() -> None:
-    """All five files of a finished job are in flight together, and the result counts them."""
+    """All five files are in flight together; the result counts them and the JUnit listing."""
     store = InFlight(ModelledStore(full_store(), latency=FIXED))
     result = wired(store).handle(delivery("failure"))
     assert result.outcome is Outcome.EXPORTED
-    assert (store.most, result.reads) == (5, 5)
+    assert (store.most, result.reads) == (5, 6)
 
 
 def test_a_running_message_reads_only_prowjob_json() -> None:
@@ -151,14 +155,14 @@ def test_a_recheck_reads_only_the_awaited_file_while_it_is_missing() -> None:
 
 
 def test_a_recheck_handles_the_message_in_full_once_the_file_is_there() -> None:
-    """Once podinfo.json is written the re-check exports the trace (one probe + five reads)."""
+    """Once podinfo.json is written the re-check exports the trace (probe, five reads, listing)."""
     store = full_store(podinfo=None)
     pipeline = wired(store)
     late = pipeline.handle(delivery("failure"))
     assert late.awaiting == facts.PODINFO
     store.put(GCS_PATH, facts.PODINFO, full_store().read(GCS_PATH, facts.PODINFO) or b"")
     result = pipeline.recheck(delivery("failure"), late)
-    assert (result.outcome, result.reads) == (Outcome.EXPORTED, 6)
+    assert (result.outcome, result.reads) == (Outcome.EXPORTED, 7)
 
 
 def test_a_recheck_keeps_waiting_while_prowjob_json_is_stale() -> None:
@@ -171,8 +175,8 @@ def test_a_recheck_keeps_waiting_while_prowjob_json_is_stale() -> None:
 
 
 def test_a_pipeline_without_read_concurrency_reads_on_the_handling_thread() -> None:
-    """read_concurrency 0 (a local mirror): every read on the caller's thread, still counted."""
+    """read_concurrency 0 (a mirror): every read on the caller's thread, all six counted."""
     store = InFlight(full_store())
     pipeline = wired(store, concurrency=0)
     result = pipeline.handle(delivery("failure"))
-    assert (result.outcome, result.reads, store.most_pooled) == (Outcome.EXPORTED, 5, 0)
+    assert (result.outcome, result.reads, store.most_pooled) == (Outcome.EXPORTED, 6, 0)

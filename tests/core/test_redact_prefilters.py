@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -85,3 +87,23 @@ def test_non_ascii_case_folding_still_redacts() -> None:
     assert redact.strip_secrets(f"{header}: hunter2") == f"{header}: {redact.REDACTED}"
     word = f"pa{LONG_S}{LONG_S}word"
     assert redact.strip_secrets(f"{word}=hunter2") == f"{word}={redact.REDACTED}"
+
+
+URL_USERINFO_AS_FIRST_WRITTEN = re.compile(r"(?i)([a-z][a-z0-9+.\-]*://)[^/\s?#]*@")
+SECRET_ASSIGNMENT_AS_FIRST_WRITTEN = re.compile(
+    r"(?i)([a-z0-9_.\-]*(?:password|passwd|token|secret|api[_-]?key|private[_-]?key"
+    r"|credential)[a-z0-9_\-]*['\"]?\s*[=:]\s*['\"]?)[^\s&'\",}]+"
+)
+"""The patterns before they were anchored at the start of a run (quadratic on long words)."""
+
+
+@settings(max_examples=3000, deadline=None)
+@given(st.lists(st.sampled_from(PIECES) | st.text(max_size=4), max_size=16))
+def test_run_anchored_patterns_replace_exactly_as_before(parts: list[str]) -> None:
+    """The linear-time patterns give the same text as the quadratic ones they replace."""
+    text = "".join(parts)
+    assert redact._URL_USERINFO.sub(r"\1", text) == URL_USERINFO_AS_FIRST_WRITTEN.sub(r"\1", text)
+    secret = rf"\g<1>{redact.REDACTED}"
+    assert redact._SECRET_ASSIGNMENT.sub(secret, text) == SECRET_ASSIGNMENT_AS_FIRST_WRITTEN.sub(
+        secret, text
+    )

@@ -18,6 +18,7 @@ from rich.console import Console
 from support.oracle import trace_problems
 from support.otlp_receiver import OtlpReceiver
 
+from processor.export.otlp_json import read_otlp_json
 from processor.tools.demo import DemoOptions, DemoResult, run_demo
 from processor.tools.demo.pubsub_emulator import PubSubEmulator, find_launcher
 from processor.tools.demo.run import DemoFailed, EmulatorMissing
@@ -111,6 +112,23 @@ def test_the_emulator_run_leaves_no_java_process(emulator_run: Run) -> None:
 def test_the_emulator_run_leaves_no_temporary_directory(emulator_run: Run) -> None:
     """The temporary directory (mirror, log) is removed."""
     assert list(emulator_run.temp_parent.iterdir()) == []
+
+
+@pytest.mark.emulator
+def test_failing_jobs_show_their_failing_test_case(emulator_run: Run) -> None:
+    """Each job whose tests failed has a failing test case span, and the waterfall names it."""
+    with emulator_run.traces_file.open(encoding="utf-8") as lines:
+        spans = read_otlp_json(lines)
+    failed_tests = {
+        span.trace_id
+        for span in spans
+        if span.attributes.get("error.type") == "test_failed" and span.parent_span_id is None
+    }
+    failing_cases = [s for s in spans if s.attributes.get("test.case.result.status") == "fail"]
+    assert failed_tests
+    assert {span.trace_id for span in failing_cases} == failed_tests
+    assert all(span.status_message for span in failing_cases)
+    assert all(span.name in emulator_run.output for span in failing_cases)
 
 
 @pytest.mark.emulator

@@ -96,6 +96,18 @@ def test_replay_exports_exactly_one_complete_trace_per_job(
     assert_traces_complete(receiver.unique_spans(), expected_spans(stream(jobs), mirror))
 
 
+def test_replay_exports_test_spans(
+    corpus: tuple[list[SyntheticJob], Path, Path], receiver: OtlpReceiver
+) -> None:
+    """``prowtrace replay`` exports the test suite and case spans of the jobs' JUnit files."""
+    _, mirror, stream_file = corpus
+    result = _replay(stream_file, mirror, _grpc(receiver))
+    assert result.returncode == 0, result.stderr[-3000:]
+    spans = receiver.unique_spans().values()
+    assert any("test.suite.name" in span.attributes for span in spans)
+    assert any(span.attributes.get("test.case.result.status") == "fail" for span in spans)
+
+
 def test_replayed_traces_follow_the_tracing_sh_convention(
     corpus: tuple[list[SyntheticJob], Path, Path], receiver: OtlpReceiver
 ) -> None:

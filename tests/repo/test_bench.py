@@ -14,6 +14,7 @@ from bench import (
     cost,
     floor,
     freshness,
+    junit,
     machine,
     memory,
     proc,
@@ -214,6 +215,19 @@ def test_freshness_smoke(
     assert result["push_nack"]["nacked"] > 0
     assert result["one_message"]["speedup"] > 1
     assert set(result["backfill"]) == {"1", "2"}
+
+
+def test_junit_smoke(
+    tiny: workspace.Workspace, cores: tuple[frozenset[int], frozenset[int]], tmp_path: Path
+) -> None:
+    """Every variant exports; the 7,000-case file is capped; the 50 MiB file adds no span."""
+    result = junit.measure(tmp_path, tiny.small, tiny.mirror, cores, rounds=1)
+    rows = result["per_message"]
+    assert {row["outcome"] for row in rows.values()} == {"exported"}
+    assert rows["7,000-case e2e"]["spans"] > rows["no JUnit"]["spans"] + 900
+    assert rows["hostile 50 MiB"]["spans"] == rows["no JUnit"]["spans"]
+    assert result["throughput"]["cpu_ratio"] > 0
+    assert "hostile at the limit" in "\n".join(junit.render(result))
 
 
 def test_report_renders_every_section(tmp_path: Path) -> None:

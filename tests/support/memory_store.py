@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator, Mapping
+from fnmatch import fnmatchcase
 
 from processor.artifacts import (
     DEFAULT_MAX_ARTIFACT_BYTES,
     ArtifactTooLarge,
     ArtifactUnavailable,
+    ListedFile,
     UnsupportedLocation,
 )
 
@@ -57,6 +59,21 @@ class MemoryArtifactStore:
         if data is not None and len(data) > self.max_bytes:
             raise ArtifactTooLarge(f"{folder}/{name}", self.max_bytes)
         return data
+
+    def list_files(self, folder: str, under: str, name_glob: str, limit: int) -> list[ListedFile]:
+        """Return the files below ``folder/under/`` whose last segment matches, sorted."""
+        folder = folder.rstrip("/")
+        with self._lock:
+            if folder in self.unavailable:
+                raise ArtifactUnavailable(f"{folder}/{under}: storage unavailable (simulated)")
+            names = sorted(
+                (name, len(data))
+                for (held, name), data in self._files.items()
+                if held == folder
+                and name.startswith(f"{under}/")
+                and fnmatchcase(name.rsplit("/", 1)[-1], name_glob)
+            )
+        return [ListedFile(name, size) for name, size in names[:limit]]
 
     def find(self, prefix: str, name: str) -> Iterator[str]:
         """Yield folders under ``prefix`` holding ``name``, sorted."""

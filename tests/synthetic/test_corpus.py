@@ -165,26 +165,28 @@ def test_jobs_overlap_like_a_fleet(fleet: list[SyntheticJob]) -> None:
 # Which files each lifecycle leaves
 
 BASE = {"prowjob.json", "started.json", "finished.json"}
+JUNIT = {"artifacts/junit_unit.xml"}
+"""The test container's go-junit-report file, whenever it ran to its end."""
 EXPECTED_FILES = {
-    Scenario.PRESUBMIT_SUCCESS: BASE | {"clone-records.json", "podinfo.json"},
-    Scenario.PRESUBMIT_FAILURE: BASE | {"clone-records.json", "podinfo.json"},
-    Scenario.POSTSUBMIT_SUCCESS: BASE | {"clone-records.json", "podinfo.json"},
-    Scenario.POSTSUBMIT_FAILURE: BASE | {"clone-records.json", "podinfo.json"},
-    Scenario.PERIODIC_SUCCESS: BASE | {"podinfo.json"},
-    Scenario.BATCH_SUCCESS: BASE | {"clone-records.json", "podinfo.json"},
+    Scenario.PRESUBMIT_SUCCESS: BASE | JUNIT | {"clone-records.json", "podinfo.json"},
+    Scenario.PRESUBMIT_FAILURE: BASE | JUNIT | {"clone-records.json", "podinfo.json"},
+    Scenario.POSTSUBMIT_SUCCESS: BASE | JUNIT | {"clone-records.json", "podinfo.json"},
+    Scenario.POSTSUBMIT_FAILURE: BASE | JUNIT | {"clone-records.json", "podinfo.json"},
+    Scenario.PERIODIC_SUCCESS: BASE | JUNIT | {"podinfo.json"},
+    Scenario.BATCH_SUCCESS: BASE | JUNIT | {"clone-records.json", "podinfo.json"},
     Scenario.ABORTED_WHILE_PENDING: BASE,
     Scenario.ABORTED_WHILE_RUNNING: BASE | {"clone-records.json", "podinfo.json"},
     Scenario.ERROR_BEFORE_PENDING: {"prowjob.json", "finished.json"},
     Scenario.ERROR_EMPTY_JOB: set(),
     Scenario.CLONE_FAILURE: BASE | {"clone-records.json", "podinfo.json"},
-    Scenario.MISSING_PODINFO: BASE | {"clone-records.json"},
-    Scenario.TOT_BUILD_ID: BASE | {"clone-records.json", "podinfo.json"},
-    Scenario.POD_REVIVED: BASE | {"clone-records.json", "podinfo.json"},
-    Scenario.FLAKY_CLONE: BASE | {"clone-records.json", "podinfo.json"},
+    Scenario.MISSING_PODINFO: BASE | JUNIT | {"clone-records.json"},
+    Scenario.TOT_BUILD_ID: BASE | JUNIT | {"clone-records.json", "podinfo.json"},
+    Scenario.POD_REVIVED: BASE | JUNIT | {"clone-records.json", "podinfo.json"},
+    Scenario.FLAKY_CLONE: BASE | JUNIT | {"clone-records.json", "podinfo.json"},
     Scenario.POD_PENDING_TIMEOUT: BASE,
     Scenario.IMAGE_PULL_BACKOFF: BASE | {"clone-records.json", "podinfo.json"},
     Scenario.TEKTON_PIPELINE: BASE,
-    Scenario.LEGACY_ARTIFACTS: BASE | {"clone-records.json"},
+    Scenario.LEGACY_ARTIFACTS: BASE | JUNIT | {"clone-records.json"},
 }
 EXPECTED_STATES = {
     Scenario.PRESUBMIT_FAILURE: ["triggered", "pending", "failure"],

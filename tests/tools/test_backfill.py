@@ -26,7 +26,7 @@ from backfill_fixtures import (
 from support.oracle import SpanKey, assert_traces_complete
 from support.otlp_receiver import ReceivedSpan, unique_spans_of
 
-from processor.artifacts import ArtifactStore, ArtifactUnavailable
+from processor.artifacts import ArtifactStore, ArtifactUnavailable, ListedFile
 from processor.artifacts.mirror import MirrorArtifactStore
 from processor.core.jsonshape import parse_rfc3339
 from processor.exit_codes import ExitCode
@@ -130,6 +130,17 @@ def test_exported_spans_are_the_oracles_terminal_state_spans(
     """Backfill exports exactly what crier's terminal messages would have given."""
     _, spans = full_run
     assert_traces_complete(spans, expected())
+
+
+def test_backfill_exports_test_spans(
+    full_run: tuple[Tally, dict[SpanKey, ReceivedSpan]],
+) -> None:
+    """Finished runs whose test container left JUnit results get their test case spans."""
+    _, spans = full_run
+    cases = [span for span in spans.values() if "test.case.name" in span.attributes]
+    failing = [span for span in cases if span.attributes["test.case.result.status"] == "fail"]
+    assert cases
+    assert failing
 
 
 def test_rerun_exports_the_identical_span_set(
@@ -300,6 +311,11 @@ class UnreadableStore:
     def read(self, folder: str, name: str) -> bytes | None:
         """Fail as a storage outage would."""
         raise ArtifactUnavailable(f"{folder}/{name}: HTTP 503: backend unavailable")
+
+    def list_files(self, folder: str, under: str, name_glob: str, limit: int) -> list[ListedFile]:
+        """Fail as a storage outage would."""
+        del name_glob, limit
+        raise ArtifactUnavailable(f"{folder}/{under}: HTTP 503: backend unavailable")
 
     def find(self, prefix: str, name: str) -> Iterator[str]:
         """List through the inner store."""
