@@ -27,13 +27,7 @@ REGISTRY_FILES = {
     "vcs-registry.yaml",
     "test-registry.yaml",
 }
-CUSTOM_ERROR_TYPES = {
-    sc.ERROR_TEST_FAILED,
-    sc.ERROR_CLONE_FAILED,
-    sc.ERROR_OOM_KILLED,
-    sc.ERROR_TIMEOUT,
-    sc.ERROR_PROW,
-}
+CUSTOM_ERROR_TYPES = sc.CUSTOM_ERROR_TYPES
 """error.type values prowtrace documents (the registry asks instrumentations to list their own)."""
 
 

@@ -7,7 +7,9 @@ consumer of crier's stream can emit three of them correctly:
   queue time when the ``pending`` message is exported, and ``executing`` with the time from the
   pending instant to completion, with ``cicd.pipeline.result`` (and ``error.type`` if it failed),
   when the terminal message is exported. Each state is counted by exactly one message kind, so a
-  job counts once per state even though the terminal message re-sends the queue span.
+  job counts once per state even though the terminal message re-sends the queue span. The pending
+  instant is the queue span's end (artifact facts only); a job with no known pending instant has
+  no queue span, hence no ``pending`` point, and its ``executing`` time runs from creation.
 - ``cicd.pipeline.run.errors`` (counter): one per terminal run that failed, by ``error.type``.
 - ``cicd.system.errors`` (counter): prowtrace's own failures, by ``error.type`` (below).
 
@@ -150,8 +152,8 @@ def run_points(spans: Sequence[TraceSpan]) -> list[MetricPoint]:
         seconds = (record.end_ns - record.start_ns) / _NS_PER_SECOND
         return [MetricPoint(RUN_DURATION, seconds, attributes, queue.trace_id, queue.span_id)]
     record = root.record
-    # Executing starts where the queue ends; a revived job re-sends no queue span, and then the
-    # run's whole life is the best bound there is.
+    # Executing starts where the queue ends; a revived job re-sends no queue span, and a job with
+    # no known pending instant has none: then the run's whole life is the best bound there is.
     started = queue.record.end_ns if queue is not None else record.start_ns
     name = _name(record.attributes)
     attributes = {

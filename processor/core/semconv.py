@@ -101,6 +101,19 @@ ERROR_PROW: Final = "prow_error"
 """Prow reported an error state (it could not run the job), no finer cause known."""
 ERROR_OTHER: Final = "_OTHER"
 """The job failed and nothing in its artifacts says why."""
+CUSTOM_ERROR_TYPES: Final = frozenset(
+    {
+        ERROR_TEST_FAILED,
+        ERROR_CLONE_FAILED,
+        ERROR_OOM_KILLED,
+        ERROR_TIMEOUT,
+        ERROR_POD_PENDING_TIMEOUT,
+        ERROR_POD_SCHEDULING_TIMEOUT,
+        ERROR_PROW,
+    }
+)
+"""Every ``error.type`` value of a run that prowtrace defines itself (README lists them), on
+spans and metrics alike; ``_OTHER`` is the registry's own."""
 
 # Prow's own facts
 PROW_JOB_TYPE: Final = "prow.job.type"

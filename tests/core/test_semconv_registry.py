@@ -8,6 +8,7 @@ when a file is missing: silently skipping would let undefined names through.
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
+from pathlib import Path
 
 import pytest
 from core_fixtures import SCENARIOS
@@ -126,6 +127,18 @@ def test_semconv_enum_constants_are_defined_values(registry: Registry) -> None:
     assert results <= members[sc.CICD_PIPELINE_TASK_RUN_RESULT].members
     assert set(sc.VCS_PROVIDERS.values()) <= members[sc.VCS_PROVIDER_NAME].members
     assert sc.ERROR_OTHER in members[sc.ERROR_TYPE].members
+
+
+def test_every_custom_error_type_is_declared_and_documented() -> None:
+    """Each ERROR_* value of the module is in CUSTOM_ERROR_TYPES and the README lists it."""
+    declared = {
+        value
+        for name, value in vars(sc).items()
+        if name.startswith("ERROR_") and name != "ERROR_TYPE"
+    }
+    assert declared - {sc.ERROR_OTHER} == sc.CUSTOM_ERROR_TYPES
+    readme = (Path(__file__).parents[2] / "README.md").read_text(encoding="utf-8")
+    assert {value for value in declared if f"`{value}`" not in readme} == set()
 
 
 @pytest.mark.parametrize("scenario", sorted(set(SCENARIOS) - {"pending"}))

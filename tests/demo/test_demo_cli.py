@@ -103,6 +103,17 @@ def _wait_for_java_child(parent: int) -> int:
     raise AssertionError(f"process {parent} started no java process")
 
 
+def _default_sigint() -> None:
+    """Give the child SIGINT's default disposition, whatever this runner inherited.
+
+    A non-interactive shell starts its background jobs with SIGINT ignored (POSIX, Shell Command
+    Language 2.11), an ignored signal stays ignored across fork and exec, and Python then installs
+    no KeyboardInterrupt handler: started as ``scripts/test &``, the demo would never see the
+    Ctrl-C this test sends. A terminal's Ctrl-C reaches a foreground demo with the default.
+    """
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 @pytest.mark.emulator
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
 def test_a_signal_mid_run_kills_the_emulator_and_removes_everything(
@@ -116,6 +127,7 @@ def test_a_signal_mid_run_kills_the_emulator_and_removes_everything(
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
+        preexec_fn=_default_sigint,  # noqa: PLW1509 - one signal() call between fork and exec
     )
     java = _wait_for_java_child(process.pid)
     process.send_signal(signum)

@@ -2,11 +2,13 @@
 
 The truth comes from each job's own record, not from prowtrace's spans: the final ``prowjob.json``
 (times truncated to the second, as ``metav1.Time`` is), the build ID vended at the pending instant
-(a snowflake holds that instant to the millisecond; a tot build ID does not, so ``pendingTime``
-stands), and the states crier published. A job counts once per state it was traced in:
-``pending`` (queue time, creation to pending) if a ``pending`` message named its folder;
-``executing`` (pending to completion; from creation for a revived pod, whose queue span is not
-re-sent) if a terminal message did.
+(a snowflake holds that instant to the millisecond, whether or not prowjob.json has
+``pendingTime``; a tot build ID does not, so ``pendingTime`` stands; with neither the instant is
+unknown), and the states crier published. A job counts once per state it was traced in:
+``pending`` (queue time, creation to pending) if a ``pending`` message named its folder and the
+pending instant is known; ``executing`` (pending to completion; from creation for a revived pod,
+whose queue span is not re-sent, and for a job whose pending instant is unknown) if a terminal
+message did.
 ``cicd.pipeline.run.errors`` counts the runs that ended ``failure`` or ``error``.
 """
 
@@ -40,12 +42,15 @@ _SNOWFLAKE_MIN = 1 << 40
 """Smaller build IDs are tot's counters, not snowflakes."""
 
 
-def _pending_instant(job: SyntheticJob, recorded: str) -> datetime:
-    """Return when the job's first pod was created: its first build ID's vending instant."""
+def _pending_instant(job: SyntheticJob, recorded: str | None) -> datetime | None:
+    """Return when the job's first pod was created, or ``None`` if nothing records it.
+
+    Its first build ID's vending instant if that is a snowflake, else ``pendingTime``.
+    """
     build_id = str(job.prowjob_at("pending")["status"].get("build_id", ""))
     if build_id.isdigit() and int(build_id) >= _SNOWFLAKE_MIN:
         return datetime.fromtimestamp(snowflake_ms(int(build_id)) / 1000, tz=UTC)
-    return datetime.fromisoformat(recorded)
+    return datetime.fromisoformat(recorded) if recorded else None
 
 
 def _seconds(start: datetime | str, end: datetime | str) -> float:
@@ -69,7 +74,7 @@ def corpus_truth(jobs: Iterable[SyntheticJob]) -> dict[Key, Tally]:
         final = next((state for state in TERMINAL if state in states), None)
         status = job.prowjob_at(final or "pending")["status"] if states else {}
         start, recorded = status.get("startTime"), status.get("pendingTime")
-        pending = _pending_instant(job, recorded) if recorded else None
+        pending = _pending_instant(job, recorded) if recorded or "pending" in states else None
         if "pending" in states and start and pending:
             add((RUN_DURATION, job.job_name, sc.RUN_STATE_PENDING), _seconds(start, pending))
         if final is None:
