@@ -18,9 +18,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from bench import cost, junit, machine, memory, pull, push, throughput, workspace
+from bench import cost, freshness, junit, machine, memory, pull, push, throughput, workspace
 
-BENCHMARKS = ("throughput", "push", "pull", "memory", "junit")
+BENCHMARKS = ("throughput", "push", "pull", "memory", "junit", "freshness")
 
 
 @dataclass(frozen=True)
@@ -35,15 +35,19 @@ class Plan:
     reference_seconds: float
     warmup_seconds: float
     pull_timeout: float
+    freshness: freshness.FreshnessPlan
 
 
-FULL = Plan(2000, 10_000, 3, (1, 16, 80), 5.0, 2.0, 1.0, 300.0)
-QUICK = Plan(60, 200, 1, (1, 16, 80), 1.0, 0.5, 0.2, 60.0)
+FULL = Plan(2000, 10_000, 3, (1, 16, 80), 5.0, 2.0, 1.0, 300.0, freshness.FULL)
+QUICK = Plan(60, 200, 1, (1, 16, 80), 1.0, 0.5, 0.2, 60.0, freshness.QUICK)
 
 TARGETS = {
     "throughput_ratio": 0.50,
     "push_p99_ms_at_80": 25.0,
     "peak_rss_mib": 150.0,
+    "freshness_p99_s": 2.0,
+    "one_message_ratio": 1.5,
+    "backfill_fraction": 0.8,
 }
 
 
@@ -158,6 +162,58 @@ def _render_cost(report: dict[str, Any]) -> list[str]:
     return lines
 
 
+def _render_freshness(report: dict[str, Any]) -> list[str]:
+    result = report["freshness"]
+    one = result["one_message"]
+    lines = [
+        "",
+        (
+            f"freshness at storage latency ({result['latency_model']}; {result['lag_model']}; "
+            f"Pub/Sub retry policy {result['retry_policy']})"
+        ),
+        "  one terminal message alone, p50 ms:  read+build   export    total",
+    ]
+    for label in ("sequential", "concurrent"):
+        row = one[label]
+        lines.append(
+            f"    reads {label:<10}                {_fmt(row['read_and_build_ms_p50']):>9}"
+            f"{_fmt(row['export_ms_p50']):>9}{_fmt(row['total_ms_p50']):>9}"
+        )
+    lines.append(
+        "    concurrent total / (one GET p50 + export) = "
+        f"x{_fmt(one['ratio_to_one_get_plus_export'], 2)}"
+        f"   speed-up over sequential x{_fmt(one['speedup'], 2)}"
+    )
+    lines.append(
+        "  after the last late file lands, s:   p50      p99      max  done    nacks  "
+        "re-checks  reads/job (mean, max)  USD per 1M jobs"
+    )
+    for key, label in (
+        ("pull_hold", "pull, holding"),
+        ("push_hold", "push, holding"),
+        ("push_nack", "push, nack-and-backoff"),
+    ):
+        row = result[key]
+        fresh = row["freshness_s"]
+        reads = row["reads_per_job"]
+        lines.append(
+            f"    {label:<26}{_fmt(fresh['p50'], 2):>9}{_fmt(fresh['p99'], 2):>9}"
+            f"{_fmt(fresh['max'], 2):>9}  {row['completed']:>3}/{row['jobs']:<3}{row['nacked']:>6}"
+            f"{row['rechecks']:>11}  {_fmt(reads['mean'], 1):>10}, {reads['max']:>4}"
+            f"{_fmt(reads['usd_per_million_jobs'], 2):>17}"
+        )
+    lines.append(
+        "  backfill over the latency model:  concurrency  runs/s  bound  fraction  reads/run"
+    )
+    for level, row in result["backfill"].items():
+        lines.append(
+            f"    {'':<30}{level:>11}{_fmt(row['runs_per_s']):>8}"
+            f"{_fmt(row['latency_bound_runs_per_s']):>7}{_fmt(100 * row['fraction_of_bound']):>9} %"
+            f"{_fmt(row['reads_per_run'], 2):>11}"
+        )
+    return lines
+
+
 def render(report: dict[str, Any]) -> str:
     """Return the human-readable table of a report."""
     lines = [f"prowtrace benchmarks, {report['started']}, {report['mode']} run"]
@@ -182,6 +238,8 @@ def render(report: dict[str, Any]) -> str:
         lines += _render_memory(report)
     if "junit" in report:
         lines += junit.render(report["junit"])
+    if "freshness" in report:
+        lines += _render_freshness(report)
     if "cost" in report:
         lines += _render_cost(report)
     if report.get("targets"):
@@ -217,6 +275,31 @@ def _targets(report: dict[str, Any]) -> dict[str, tuple[bool, str]]:
             peak * 2**20 <= TARGETS["peak_rss_mib"] * 10**6 and growth < 1.1,  # noqa: PLR2004 - 10 % is "flat"
             f"{peak:.1f} MiB, x{growth:.3f} from 1/4 to all jobs",
         )
+    if "freshness" in report:
+        targets.update(_freshness_targets(report["freshness"]))
+    return targets
+
+
+def _freshness_targets(result: dict[str, Any]) -> dict[str, tuple[bool, str]]:
+    targets: dict[str, tuple[bool, str]] = {}
+    for key in ("pull_hold", "push_hold"):
+        p99 = result[key]["freshness_s"]["p99"]
+        baseline = result["push_nack"]["freshness_s"]["p99"]
+        targets[f"{key.replace('_', ' ')}: freshness p99 <= 2 s"] = (
+            p99 <= TARGETS["freshness_p99_s"],
+            f"p99 {p99:.2f} s; nack-and-backoff in the same run {baseline:.2f} s",
+        )
+    ratio = result["one_message"]["ratio_to_one_get_plus_export"]
+    targets["one message <= 1.5 x (one GET + one export)"] = (
+        ratio <= TARGETS["one_message_ratio"],
+        f"x{ratio:.2f}",
+    )
+    rows = result["backfill"]
+    top = rows[max(rows, key=int)]
+    targets["backfill >= 80 % of the latency bound"] = (
+        top["fraction_of_bound"] >= TARGETS["backfill_fraction"],
+        f"{100 * top['fraction_of_bound']:.0f} % at concurrency {max(rows, key=int)}",
+    )
     return targets
 
 
@@ -292,6 +375,11 @@ def run(plan: Plan, only: Sequence[str], root: Path, *, mode: str) -> dict[str, 
     if "junit" in only:
         print("junit ...", file=sys.stderr)
         report["junit"] = junit.measure(root, ws.small, ws.mirror, split)
+    if "freshness" in only:
+        print("freshness ...", file=sys.stderr)
+        report["freshness"] = freshness.measure(
+            ws.small.path, ws.mirror, cores.helpers, plan.freshness
+        )
     priced = _cost(report, ws.small)
     if priced is not None:
         report["cost"] = priced

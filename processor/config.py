@@ -10,8 +10,8 @@ Variables (all optional):
                                    directory (``gs://B/P`` is ``DIR/B/P``, ``s3://B/P``
                                    is ``DIR/s3/B/P``)
 ``PROWTRACE_GRACE_SECONDS``        how long after a message's publish time missing or stale
-                                   artifacts are waited for (nack) before emitting what
-                                   exists; default 300
+                                   artifacts are waited for (the message held and
+                                   re-checked) before emitting what exists; default 300
 ``PROWTRACE_MAX_ARTIFACT_BYTES``   larger artifact files are refused; default 33554432
 ``PROWTRACE_ARTIFACT_BUCKETS``     optional comma-separated allowlist of artifact buckets
                                    (``gs://B``, ``s3://B``, or a bare ``B`` for ``gs://B``):
@@ -57,6 +57,11 @@ and so are the CI/CD metrics, off unless ``OTEL_METRICS_EXPORTER`` is set
 ``PROWTRACE_PUSH_AUDIENCE``            the OIDC token's expected ``aud`` (the service URL)
 ``PROWTRACE_PUSH_ALLOWED_EMAILS``      comma-separated push service-account emails
 ``PROWTRACE_PUSH_MAX_BODY_BYTES``      larger requests get 413; default 2097152
+``PROWTRACE_PUSH_HOLD_SECONDS``        how long one request may wait for a late artifact
+                                       before answering 503 (nack); keep it below the
+                                       subscription's ack deadline; default 50; 0 never holds
+``PROWTRACE_PUSH_MAX_HELD``            requests waiting for late artifacts at once; more are
+                                       nacked at once; default 40
 ``PROWTRACE_PUSH_MAX_CONNECTIONS``     open connections at once; more get 503; default 1000
 =====================================  ====================================================
 
@@ -357,6 +362,11 @@ class PushSettings:
     handler_threads: int = 96
     """At least Cloud Run's default concurrency (80), so no request waits for a thread."""
     shutdown_timeout: float = 8.0
+    hold_seconds: float = 50.0
+    """A request waits this long at most for a late artifact: below Terraform's default ack
+    deadline (60 s, which for push is Pub/Sub's request timeout) by a message's processing."""
+    max_held: int = 40
+    """Held requests occupy Cloud Run concurrency slots (80 by default), though no CPU."""
 
     @property
     def trusts_cloud_run_iam(self) -> bool:
@@ -434,6 +444,10 @@ def load_push_settings(
                 minimum=1024,
             )
         ),
+        hold_seconds=number(
+            env.get("PROWTRACE_PUSH_HOLD_SECONDS"), "PROWTRACE_PUSH_HOLD_SECONDS", 50.0
+        ),
+        max_held=int(number(env.get("PROWTRACE_PUSH_MAX_HELD"), "PROWTRACE_PUSH_MAX_HELD", 40)),
         max_connections=int(
             number(
                 env.get("PROWTRACE_PUSH_MAX_CONNECTIONS"),

@@ -13,9 +13,15 @@ SKIPPED       well-formed, nothing to trace               ack (INFO log)
 INVALID       malformed message: can never succeed        dead-letter, or ack + ERROR log
 FAILED        well-formed, but can never be traced        dead-letter, or ack + ERROR log
 RETRY         transient: artifacts not there yet,         nack (the subscription's backoff
-              storage or exporter unavailable             applies)
+              storage or exporter unavailable             applies), or hold and re-check soon
+                                                          when ``late`` (see below)
 ============  ==========================================  ====================================
 
+A RETRY with ``Result.late`` set means only that a file crier writes after the message is not
+written (or not up to date) yet, inside the grace period: the same message will succeed once it is,
+which is typically seconds away, so a transport that can keep the message should re-check it soon
+rather than hand it back to Pub/Sub's minutes-scale backoff. ``Result.reads`` counts the storage
+reads the attempt made (each one a billed operation).
 With a :class:`MetricsSink`, each final outcome is also counted (:mod:`processor.core.metrics`):
 an exported message's run metrics, or a system error for a poison message or a failed export.
 """
@@ -39,6 +45,7 @@ from processor.artifacts import (
     ArtifactUnavailable,
     parse_location,
 )
+from processor.artifacts.fetch import DEFAULT_READ_CONCURRENCY, Fetched, ReadPool
 from processor.core import border, facts
 from processor.core.build import job_spans
 from processor.core.ids import IdMode, JobIdentity, identity_from_build, identity_from_uid
@@ -100,6 +107,12 @@ class Result:
     trace_id: str = ""
     span_count: int = 0
     has_root: bool = False
+    late: bool = False
+    """RETRY only because a file crier writes after the message is not there yet (in grace)."""
+    awaiting: str = ""
+    """When ``late``: the file waited for (``prowjob.json`` or ``podinfo.json``)."""
+    reads: int = 0
+    """Storage reads this attempt made."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,6 +130,9 @@ class PipelineSettings:
     id_mode: IdMode = IdMode.UID
     grace: timedelta = timedelta(minutes=5)
     """How long after the publish time missing or stale artifacts are waited for (RETRY)."""
+    read_concurrency: int = DEFAULT_READ_CONCURRENCY
+    """Pooled storage reads in flight at once, over all messages (a terminal message reads 5
+    files); 0 reads each file on the handling thread, one after another (for a local mirror)."""
     junit: JunitLimits | None = field(default_factory=JunitLimits)
     """Test spans from the job's JUnit files within these limits; ``None``: no test spans."""
     labels: LabelFilter = KEEP_ALL_LABELS
@@ -159,6 +175,9 @@ class Pipeline:
                 "(configure an artifact store, or use build-id mode)"
             )
         self._store = store
+        self._reads = (
+            ReadPool(store, concurrency=settings.read_concurrency) if store is not None else None
+        )
         self._exporter = exporter
         self._converter = converter
         self._settings = settings
@@ -185,6 +204,31 @@ class Pipeline:
             self._metrics.record([system_error_point(_SYSTEM_ERRORS[result.outcome])])
         elif spans:  # RETRY after building spans: the exporter failed them
             self._metrics.record([system_error_point(SystemErrorType.EXPORT_FAILED)])
+
+    def recheck(self, delivery: Delivery, late: Result) -> Result:
+        """Run a ``late`` message again, reading only the file it awaits until that is there.
+
+        A held message is re-checked every second or so; reading all of its files each time would
+        multiply a job's billed reads. While the awaited file is still missing (or, for
+        prowjob.json, still older than the message) this costs one read and returns ``late``
+        again; otherwise, and once the grace period is over, the message is handled in full.
+        """
+        classified = classify(delivery.data)
+        in_grace = self._clock() < delivery.publish_time + self._settings.grace
+        if not (late.awaiting and in_grace and self._store and isinstance(classified, Traceable)):
+            return self.handle(delivery)
+        try:
+            data = self._store.read(classified.message.gcs_path, late.awaiting)
+            still = data is None or (
+                late.awaiting == facts.PROWJOB
+                and bool(_why_wait_for_prowjob(facts.parse_prowjob(data), classified.state))
+            )
+        except (ArtifactError, ShapeError, ValueError, OverflowError, RecursionError):
+            still = False  # the full path reports what is wrong with it
+        if still:
+            return replace(late, reads=1)
+        result = self.handle(delivery)
+        return replace(result, reads=result.reads + 1)
 
     def plan(self, delivery: Delivery) -> Ready | Result:
         """Classify the message, read its artifacts and build its spans, without exporting."""
@@ -222,7 +266,22 @@ class Pipeline:
         if refused:
             return _with(base, Outcome.INVALID, refused)
         in_grace = self._clock() < delivery.publish_time + self._settings.grace
-        gathered = self._gather(traceable, in_grace=in_grace)
+        files = self._fetch(traceable)
+        try:
+            gathered = self._gather(traceable, in_grace=in_grace, files=files)
+        finally:
+            if files is not None:
+                files.discard()
+        reads = files.reads if files is not None else 0
+        base = replace(base, reads=reads)
+        if isinstance(gathered, _Late):
+            return replace(
+                base,
+                outcome=Outcome.RETRY,
+                reason=gathered.reason,
+                late=True,
+                awaiting=gathered.awaiting,
+            )
         if isinstance(gathered, tuple):
             outcome, reason = gathered
             return _with(base, outcome, reason)
@@ -263,6 +322,7 @@ class Pipeline:
             trace_id=identity.trace_id_hex,
             span_count=len(records),
             has_root=any(record.parent is None for record in records),
+            reads=reads,
         )
         if not records:
             return _with(result, Outcome.SKIPPED, "nothing to emit for this state yet")
@@ -294,47 +354,61 @@ class Pipeline:
             return None
         return identity_from_uid(prowjob.uid)
 
+    def _fetch(self, traceable: Traceable) -> Fetched | None:
+        """Start reading every file the message's state needs, all at once."""
+        if self._reads is None:
+            return None
+        names = _TERMINAL_FILES if traceable.state.is_terminal else (facts.PROWJOB,)
+        return self._reads.fetch(traceable.message.gcs_path, names)
+
     def _gather(
-        self, traceable: Traceable, *, in_grace: bool
-    ) -> facts.JobArtifacts | tuple[Outcome, str]:
-        """Read what the state needs; a tuple means the message cannot proceed now."""
+        self, traceable: Traceable, *, in_grace: bool, files: ArtifactStore | None = None
+    ) -> facts.JobArtifacts | tuple[Outcome, str] | _Late:
+        """Read what the state needs; a tuple or _Late means the message cannot proceed now."""
         if self._store is None:
             return facts.JobArtifacts()
         folder = traceable.message.gcs_path
         try:
-            prowjob, _ = self._read(folder, facts.PROWJOB, facts.parse_prowjob, required=True)
+            prowjob, _ = self._read(
+                folder, facts.PROWJOB, facts.parse_prowjob, required=True, store=files
+            )
         except _Stop as stop:
             return stop.outcome, stop.reason
         waiting = _why_wait_for_prowjob(prowjob, traceable.state)
         if waiting and in_grace:
-            return Outcome.RETRY, waiting
+            return _Late(waiting, facts.PROWJOB)
         if not traceable.state.is_terminal:
             return facts.JobArtifacts(prowjob=prowjob)
         try:
-            podinfo, podinfo_exists = self._read(folder, facts.PODINFO, facts.parse_podinfo)
+            podinfo, podinfo_exists = self._read(
+                folder, facts.PODINFO, facts.parse_podinfo, store=files
+            )
             if not podinfo_exists and in_grace and prowjob is not None and prowjob.pod_name:
-                return (
-                    Outcome.RETRY,
+                return _Late(
                     "podinfo.json not written yet (crier writes it after completion)",
+                    facts.PODINFO,
                 )
-            junit = self._junit(folder)
+            junit = self._junit(folder, files)
             return facts.JobArtifacts(
                 prowjob=prowjob,
                 podinfo=podinfo,
                 junit=junit,
-                started=self._read(folder, facts.STARTED, facts.parse_started)[0],
-                finished=self._read(folder, facts.FINISHED, facts.parse_finished)[0],
-                clone_records=self._read(folder, facts.CLONE_RECORDS, facts.parse_clone_records)[0],
+                started=self._read(folder, facts.STARTED, facts.parse_started, store=files)[0],
+                finished=self._read(folder, facts.FINISHED, facts.parse_finished, store=files)[0],
+                clone_records=self._read(
+                    folder, facts.CLONE_RECORDS, facts.parse_clone_records, store=files
+                )[0],
             )
         except _Stop as stop:
             return stop.outcome, stop.reason
 
-    def _junit(self, folder: str) -> JunitResults | None:
+    def _junit(self, folder: str, files: ArtifactStore | None = None) -> JunitResults | None:
         """Read the job's JUnit results if test spans are on; a storage outage means RETRY."""
-        if self._settings.junit is None or self._store is None:
+        store = files or self._store
+        if self._settings.junit is None or store is None:
             return None
         try:
-            return gather_junit(self._store, folder, self._settings.junit)
+            return gather_junit(store, folder, self._settings.junit)
         except ArtifactUnavailable as error:
             raise _Stop(Outcome.RETRY, str(error)) from None
         except ArtifactError as error:
@@ -342,16 +416,23 @@ class Pipeline:
             return None
 
     def _read(
-        self, folder: str, name: str, parse: Callable[[bytes], T], *, required: bool = False
+        self,
+        folder: str,
+        name: str,
+        parse: Callable[[bytes], T],
+        *,
+        required: bool = False,
+        store: ArtifactStore | None = None,
     ) -> tuple[T | None, bool]:
-        """Read and parse one file; return it (or None) and whether the file exists.
+        """Read and parse one file from ``store`` (default: the pipeline's); say if it exists.
 
         Optional files that exist but are unusable (malformed, too large) are logged and left
         out; waiting for them would not help, so the caller must not treat them as missing.
         """
-        assert self._store is not None  # noqa: S101 - _gather returns early without a store
+        store = store or self._store
+        assert store is not None  # noqa: S101 - _gather returns early without a store
         try:
-            data = self._store.read(folder, name)
+            data = store.read(folder, name)
         except ArtifactUnavailable as error:
             raise _Stop(Outcome.RETRY, str(error)) from None
         except ArtifactTooLarge as error:
@@ -378,6 +459,24 @@ class Pipeline:
                 raise _Stop(Outcome.FAILED, f"{folder}/{name} is malformed: {error}") from None
             log.warning("artifact_skipped", folder=folder, file=name, reason=str(error))
             return None, True
+
+
+_TERMINAL_FILES = (
+    facts.PROWJOB,
+    facts.PODINFO,
+    facts.STARTED,
+    facts.FINISHED,
+    facts.CLONE_RECORDS,
+)
+"""What a terminal message reads, all at once (see :mod:`processor.artifacts.fetch`)."""
+
+
+@dataclass(frozen=True, slots=True)
+class _Late:
+    """_gather's answer when a file crier writes after the message is not there yet."""
+
+    reason: str
+    awaiting: str
 
 
 class _Stop(Exception):

@@ -88,6 +88,9 @@ locals {
     PROWTRACE_PUSH_AUTH           = var.invoker_iam_check ? "cloud-run-iam" : "oidc"
     PROWTRACE_PUSH_AUDIENCE       = local.service_url
     PROWTRACE_PUSH_ALLOWED_EMAILS = local.push ? google_service_account.push[0].email : ""
+    # A request held for a late artifact must still be answered within the ack deadline (for
+    # push, Pub/Sub's request timeout, = request_timeout_seconds): keep 10 s for the processing.
+    PROWTRACE_PUSH_HOLD_SECONDS = tostring(max(var.request_timeout_seconds - 10, 0))
   }
 
   pull_env = merge(

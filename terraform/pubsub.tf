@@ -45,8 +45,10 @@ resource "google_pubsub_subscription" "prow" {
     ttl = ""
   }
 
-  # prowtrace nacks a message whose artifacts are not written yet; exponential backoff spaces out
-  # the redeliveries (see local.redelivery_window_seconds and the precondition below).
+  # prowtrace holds a message whose artifacts are not written yet rather than nacking it; it nacks
+  # on outages, on shutdown, and (push) when a file is later than one request may wait.
+  # Exponential backoff spaces out those redeliveries (see local.redelivery_window_seconds and
+  # the precondition below, which still matters for push).
   retry_policy {
     minimum_backoff = "${var.minimum_backoff_seconds}s"
     maximum_backoff = "${var.maximum_backoff_seconds}s"

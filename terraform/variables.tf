@@ -110,7 +110,7 @@ variable "artifacts" {
 variable "grace_seconds" {
   type        = number
   default     = 300
-  description = "PROWTRACE_GRACE_SECONDS: for how long after a message's publish time prowtrace keeps refusing (nacking) it while the artifacts it needs (prowjob.json, written by crier's GCS reporter) are not there yet. After that it processes the message with what it has. The retry policy and max_delivery_attempts must let redeliveries span this window (checked at plan time)."
+  description = "PROWTRACE_GRACE_SECONDS: for how long after a message's publish time prowtrace waits for the artifacts crier's GCS reporter writes after the message (prowjob.json, podinfo.json). It holds the message meanwhile and re-checks about every second (pull: for the whole window, the lease kept extended; push: within one request for up to request_timeout_seconds - 10, then it nacks and the retry policy redelivers). After that it processes the message with what it has. The retry policy and max_delivery_attempts must let redeliveries span this window (checked at plan time)."
 
   validation {
     condition     = var.grace_seconds >= 0 && var.grace_seconds <= 86400 && floor(var.grace_seconds) == var.grace_seconds
@@ -301,7 +301,7 @@ variable "request_timeout_seconds" {
 variable "minimum_backoff_seconds" {
   type        = number
   default     = 10
-  description = "Retry policy: delay before the first redelivery of a nacked (or timed-out) message. Pub/Sub doubles it on each further attempt up to maximum_backoff_seconds."
+  description = "Retry policy: delay before the first redelivery of a nacked (or timed-out) message. Pub/Sub doubles it on each further attempt up to maximum_backoff_seconds. prowtrace no longer nacks a message whose artifacts are merely late (it holds it), so nacks mean an outage (storage, exporter), a push request held past its bound, or a shutdown: backing off is right for those."
 
   validation {
     condition     = var.minimum_backoff_seconds >= 0 && var.minimum_backoff_seconds <= 600

@@ -329,25 +329,34 @@ def _parsed(store: ArtifactStore, folder: str, name: str, parse: Callable[[bytes
 class ReadAheadStore:
     """A store that serves the prowjob.json a worker just read, instead of reading it again.
 
-    The pipeline reads prowjob.json first; the worker thread that calls it has that file in hand.
-    Remembered per thread and for one folder only, then forgotten after the pipeline is done.
+    The pipeline may read prowjob.json on a thread of its read pool as well as on the calling
+    one; the worker that calls it has that file in hand. Remembered per folder while the
+    worker's pipeline call runs (so at most one per worker), then forgotten.
     """
 
     def __init__(self, inner: ArtifactStore) -> None:
         """Read everything else from ``inner``."""
         self._inner = inner
-        self._local = threading.local()
+        self._lock = threading.Lock()
+        self._held: dict[str, bytes] = {}
 
     def remember(self, folder: str, data: bytes | None) -> None:
-        """Serve ``data`` for ``folder``'s prowjob.json on this thread (``None``: forget)."""
-        self._local.held = (folder.rstrip("/"), data) if data is not None else None
+        """Serve ``data`` as ``folder``'s prowjob.json (``None``: forget it)."""
+        # Crier's gcs_path may end in "/" where the listed folder does not.
+        key = folder.rstrip("/")
+        with self._lock:
+            if data is None:
+                self._held.pop(key, None)
+            else:
+                self._held[key] = data
 
     def read(self, folder: str, name: str) -> bytes | None:
         """Return the remembered prowjob.json, else read from the inner store."""
-        held: tuple[str, bytes] | None = getattr(self._local, "held", None)
-        # Crier's gcs_path may end in "/" where the listed folder does not.
-        if held is not None and name == facts.PROWJOB and held[0] == folder.rstrip("/"):
-            return held[1]
+        if name == facts.PROWJOB:
+            with self._lock:
+                held = self._held.get(folder.rstrip("/"))
+            if held is not None:
+                return held
         return self._inner.read(folder, name)
 
     def list_files(self, folder: str, under: str, name_glob: str, limit: int) -> list[ListedFile]:

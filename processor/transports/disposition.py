@@ -59,6 +59,7 @@ def dispose(result: Result, delivery: Delivery, *, project: str = "") -> Disposi
         "build_id": result.build_id,
         "trace_id": result.trace_id,
         "spans": result.span_count,
+        "reads": result.reads,
         "message_id": delivery.message_id,
         "delivery_attempt": delivery.delivery_attempt,
         **trace_fields(result.trace_id, project),

@@ -20,16 +20,28 @@ requests meet in the group-commit exporter) and the outcome maps to the answer: 
 retryable → 503, poison with a dead-letter policy → 422 (nack, so Pub/Sub dead-letters it),
 poison without one → 204 after an ERROR log (see :mod:`processor.transports.disposition`). A
 pipeline that raises is poison too (FAILED), never a 500 that Pub/Sub would retry forever.
+
+A message whose only problem is a late file (``Result.late``) is held: the request stays open,
+costing no thread and no CPU while it sleeps, and the pipeline runs again on the pull worker's
+schedule (:func:`processor.transports.holding.next_recheck`) until the file is there, the grace
+period after the publish time ends, or ``hold_seconds`` pass (then 503: Pub/Sub's backoff takes
+over). Why hold rather than nack: a nack is redelivered after the retry policy's minimum backoff
+(Terraform: 10 s, doubling), so a file 3 s late costs ~10 s and one 30 s late ~70 s, against about
+a second when held (docs/PERFORMANCE.md, "Freshness"); what holding costs is a Cloud Run
+concurrency slot per held request, so at most ``max_held`` are held and further ones are nacked.
+Draining wakes held requests at once and they answer 503.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import resource
 import threading
 import time
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime, timedelta
 
 import structlog
 from aiohttp import web
@@ -39,13 +51,14 @@ from processor.core.message import Delivery
 from processor.core.redact import strip_secrets
 from processor.pipeline import Outcome, Result
 from processor.transports.envelope import InvalidEnvelope, delivery_from_push
+from processor.transports.holding import next_recheck
 from processor.transports.oidc import (
     OidcVerifier,
     Rejection,
     Unauthenticated,
     VerifierUnavailable,
 )
-from processor.transports.settle import drain, settle
+from processor.transports.settle import decide, drain, process
 
 log = structlog.get_logger("prowtrace.push")
 
@@ -68,7 +81,7 @@ class _Refused(Exception):
 class PushEndpoint:
     """The request handlers, their shared state, and the thread pool the pipeline runs on."""
 
-    def __init__(
+    def __init__(  # noqa: PLR0913 - each keyword is one thing the endpoint is wired to
         self,
         handle: Callable[[Delivery], Result],
         settings: PushSettings,
@@ -76,8 +89,14 @@ class PushEndpoint:
         verifier: OidcVerifier | None,
         project: str = "",
         abort_exports: Callable[[], None] | None = None,
+        hold_for: timedelta = timedelta(0),
+        recheck: Callable[[Delivery, Result], Result] | None = None,
     ) -> None:
         """Serve ``handle``; ``verifier`` ``None`` means authentication is off.
+
+        ``hold_for`` (the pipeline's grace period) bounds how long after its publish time a
+        message with a late file may be held (also bounded by ``settings.hold_seconds``);
+        ``recheck`` (the pipeline's) runs a held message again cheaply, else ``handle`` does.
 
         ``abort_exports`` (e.g. the exporter's ``shutdown``) is called while draining if requests
         are still in flight when only ``settle.ABORT_RESERVE_SECONDS`` of the budget remain: an
@@ -91,8 +110,13 @@ class PushEndpoint:
         self._pool = ThreadPoolExecutor(
             max_workers=settings.handler_threads, thread_name_prefix="prowtrace-push"
         )
+        self._hold_for = hold_for
+        self._recheck = recheck
         self.draining = False
         self.in_flight = 0
+        self.held = 0
+        self.rechecks = 0
+        self._stop_holding = asyncio.Event()
         self._idle = threading.Event()  # the drain waits on it in a thread (settle.drain)
         self._idle.set()
 
@@ -108,19 +132,54 @@ class PushEndpoint:
         self.in_flight += 1
         self._idle.clear()
         try:
-            loop = asyncio.get_running_loop()
-            # A crash is poison (settle), never a 500 that Pub/Sub would retry forever.
-            result, disposition = await loop.run_in_executor(
-                self._pool, lambda: settle(self._handle, delivery, project=self._project, log=log)
-            )
+            result = await self._run(delivery)
+            if result.late:
+                result = await self._hold(delivery, result)
         finally:
             self.in_flight -= 1
             if self.in_flight == 0:
                 self._idle.set()
+        disposition = decide(result, delivery, project=self._project, log=log)
         if disposition.ack:
             return web.Response(status=STATUS_ACK)
         status = STATUS_RETRY if result.outcome is Outcome.RETRY else STATUS_POISON
         return web.Response(status=status, text=result.reason)
+
+    async def _run(self, delivery: Delivery, late: Result | None = None) -> Result:
+        """Run the pipeline (a re-check when ``late``) on the pool; a crash is poison."""
+        run = self._handle
+        recheck = self._recheck
+        if late is not None and recheck is not None:
+            run = lambda again: recheck(again, late)  # noqa: E731 - the same shape as handle
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._pool, lambda: process(run, delivery, log=log))
+
+    async def _hold(self, delivery: Delivery, result: Result) -> Result:
+        """Re-run a message with a late file until it is not late or the hold must end."""
+        if self.held >= self._settings.max_held:
+            return result
+        started = time.monotonic()
+        until = min(
+            delivery.publish_time + self._hold_for,
+            datetime.now(UTC) + timedelta(seconds=self._settings.hold_seconds),
+        )
+        self.held += 1
+        try:
+            wait: float | None = None
+            while result.late:
+                left = (until - datetime.now(UTC)).total_seconds()
+                if left <= 0 or self._stop_holding.is_set():
+                    break
+                wait = min(next_recheck(wait, time.monotonic() - started), left)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._stop_holding.wait(), wait)
+                if self._stop_holding.is_set():
+                    break
+                self.rechecks += 1
+                result = await self._run(delivery, result)
+        finally:
+            self.held -= 1
+        return result
 
     def _admit(self, request: web.Request) -> None:
         if self.draining:
@@ -184,7 +243,8 @@ class PushEndpoint:
         The wait runs on a thread of its own: the event loop keeps answering meanwhile.
         """
         self.draining = True
-        log.info("serve_draining", in_flight=self.in_flight)
+        self._stop_holding.set()
+        log.info("serve_draining", in_flight=self.in_flight, held=self.held)
         await asyncio.to_thread(
             drain,
             self._idle.wait,

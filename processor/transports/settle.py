@@ -5,7 +5,9 @@ push); the order of things is here, once:
 
 - :func:`settle`: run the pipeline on a delivery, count a crash as poison
   (:func:`~processor.transports.disposition.crash_result`), decide ack or nack
-  (:func:`~processor.transports.disposition.dispose`) and log the line that records it.
+  (:func:`~processor.transports.disposition.dispose`) and log the line that records it. Its two
+  halves, :func:`process` and :func:`decide`, are for a transport that may hold a message whose
+  result is ``late`` between them (see :mod:`processor.transports.holding`).
 - :func:`drain`: after SIGTERM, let in-flight messages finish until only
   ``ABORT_RESERVE_SECONDS`` of the budget remain (Cloud Run gives 10 s before SIGKILL), then
   abort the exports they wait on (an OTLP exporter retries a down backend for 10 s), so they
@@ -34,14 +36,35 @@ def settle(
     log: structlog.typing.FilteringBoundLogger,
 ) -> tuple[Result, Disposition]:
     """Process ``delivery`` and decide its fate; a pipeline that raises never escapes."""
+    result = process(handle, delivery, log=log)
+    return result, decide(result, delivery, project=project, log=log)
+
+
+def process(
+    handle: Callable[[Delivery], Result],
+    delivery: Delivery,
+    *,
+    log: structlog.typing.FilteringBoundLogger,
+) -> Result:
+    """Run ``handle`` on ``delivery``; a crash is poison (retrying would raise again)."""
     try:
-        result = handle(delivery)
+        return handle(delivery)
     except Exception as error:  # a crash is poison: retrying would raise again
         log.exception("message_crashed", message_id=delivery.message_id)
-        result = crash_result(error)
+        return crash_result(error)
+
+
+def decide(
+    result: Result,
+    delivery: Delivery,
+    *,
+    project: str,
+    log: structlog.typing.FilteringBoundLogger,
+) -> Disposition:
+    """Decide ack or nack for a processed delivery and log the line that records it."""
     disposition = dispose(result, delivery, project=project)
     getattr(log, disposition.level)("message", **disposition.fields)
-    return result, disposition
+    return disposition
 
 
 def drain(  # noqa: PLR0913 - the budget, two callbacks, and how to report

@@ -10,7 +10,19 @@ from pathlib import Path
 import pytest
 from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
 
-from bench import cost, floor, junit, machine, memory, proc, pull, push, throughput, workspace
+from bench import (
+    cost,
+    floor,
+    freshness,
+    junit,
+    machine,
+    memory,
+    proc,
+    pull,
+    push,
+    throughput,
+    workspace,
+)
 from bench.__main__ import QUICK, render, run
 from bench.loadgen import LoadResult
 from bench.stats import latency_summary, percentile
@@ -181,6 +193,28 @@ def test_memory_smoke(
     result = memory.measure(tiny.large, tiny.mirror, cores)
     assert result["ok"]
     assert [sample["jobs"] for sample in result["samples"]] == [4, 8, 12, 16]
+
+
+@pytest.mark.emulator
+def test_freshness_smoke(
+    tiny: workspace.Workspace, cores: tuple[frozenset[int], frozenset[int]]
+) -> None:
+    """Every late job completes in every mode; holding nacks nothing, nack-and-backoff does."""
+    plan = freshness.FreshnessPlan(
+        jobs=4,
+        rate=20.0,
+        lag=freshness.LagModel(scale=0.05),
+        single=2,
+        backfill_seconds=0.5,
+        backfill_concurrency=(1, 2),
+    )
+    result = freshness.measure(tiny.small.path, tiny.mirror, cores[1], plan)
+    for mode in ("pull_hold", "push_hold", "push_nack"):
+        assert result[mode]["completed"] == result[mode]["jobs"] > 0
+    assert (result["pull_hold"]["nacked"], result["push_hold"]["nacked"]) == (0, 0)
+    assert result["push_nack"]["nacked"] > 0
+    assert result["one_message"]["speedup"] > 1
+    assert set(result["backfill"]) == {"1", "2"}
 
 
 def test_junit_smoke(

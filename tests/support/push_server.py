@@ -6,6 +6,7 @@ import asyncio
 import threading
 from collections.abc import Callable
 from dataclasses import replace
+from datetime import timedelta
 from typing import Self
 
 from processor.config import PushSettings
@@ -25,10 +26,18 @@ class PushServerThread(LocalService):
         settings: PushSettings | None = None,
         *,
         verifier: OidcVerifier | None = None,
+        hold_for: timedelta = timedelta(0),
+        recheck: Callable[[Delivery, Result], Result] | None = None,
     ) -> None:
-        """Serve ``handle`` with ``settings`` (host and port are forced to loopback and free)."""
+        """Serve ``handle`` with ``settings`` (host and port are forced to loopback and free).
+
+        ``hold_for`` is the grace period within which a message with a late file is held, and
+        ``recheck`` what runs it again (see :class:`PushEndpoint`).
+        """
         self.settings = replace(settings or PushSettings(auth="off"), host="127.0.0.1", port=0)
-        self.endpoint = PushEndpoint(handle, self.settings, verifier=verifier)
+        self.endpoint = PushEndpoint(
+            handle, self.settings, verifier=verifier, hold_for=hold_for, recheck=recheck
+        )
         self.port = 0
         self._ready = threading.Event()
         self._loop: asyncio.AbstractEventLoop | None = None

@@ -1,0 +1,105 @@
+"""Read the files a message needs at once, on a bounded pool, and count the reads.
+
+A terminal message needs up to five files from one folder. Read one after another they cost five
+storage round trips (~150 ms at Cloud Storage's median, far more at its tail); issued together
+they cost about one. Every file a message needs is requested at the same time, ``prowjob.json``
+included: which files are *required* depends on it (``podinfo.json`` only when the job had a pod),
+but which files to *read* does not, so waiting for it first would add a round trip to every
+message to save reads only for messages whose ``prowjob.json`` is late.
+
+The pool is shared by every message the process handles, so the reads in flight are bounded by
+its size plus one per message being handled (each handling thread reads its first file itself),
+whatever the number of messages; a read waiting for a free worker simply queues.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+
+from processor.artifacts import ArtifactStore, ListedFile
+
+DEFAULT_READ_CONCURRENCY = 64
+"""Reads in flight per process: enough for 32 pull callbacks x a few files at storage latency."""
+
+
+class ReadPool:
+    """A bounded thread pool that prefetches files from an :class:`ArtifactStore`."""
+
+    def __init__(
+        self, store: ArtifactStore, *, concurrency: int = DEFAULT_READ_CONCURRENCY
+    ) -> None:
+        """Read from ``store`` with at most ``concurrency`` pooled reads in flight.
+
+        ``concurrency`` 0 reads every file on the asking thread, one after another: for a local
+        mirror, whose reads take microseconds, handing them to other threads costs more CPU than
+        it saves time.
+        """
+        if concurrency < 0:
+            raise ValueError(f"read concurrency must be at least 0, not {concurrency}")
+        self.store = store
+        self._pool = (
+            ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="prowtrace-read")
+            if concurrency
+            else None
+        )
+
+    def fetch(self, folder: str, names: Sequence[str]) -> Fetched:
+        """Start reading ``names`` from ``folder`` at once; the answers wait in the result.
+
+        The first name is left for the caller's own thread to read when it asks for it (it is
+        the one the caller asks for first), which saves a thread hand-off per message, and all
+        of them for a message that reads one file.
+        """
+        return Fetched(self, folder, names[1:] if self._pool is not None else ())
+
+    def submit(self, folder: str, name: str) -> Future[bytes | None]:
+        """Queue one read."""
+        if self._pool is None:
+            raise RuntimeError("this read pool reads inline (concurrency 0)")
+        return self._pool.submit(self.store.read, folder, name)
+
+
+class Fetched:
+    """One message's reads: an :class:`ArtifactStore` that answers from reads already under way.
+
+    A file that was not prefetched is read when asked for (on the asking thread), so callers may
+    read more files than they announced. Errors are raised when the file is asked for, as the
+    store would have.
+    """
+
+    def __init__(self, pool: ReadPool, folder: str, names: Iterable[str]) -> None:
+        """Submit a read of every one of ``names`` in ``folder``."""
+        self._pool = pool
+        self._folder = folder
+        self._lock = threading.Lock()
+        self._pending = {name: pool.submit(folder, name) for name in dict.fromkeys(names)}
+        self.reads = len(self._pending)
+        """Reads (and listings) issued for this message so far: each a billed storage operation."""
+
+    def read(self, folder: str, name: str) -> bytes | None:
+        """Return the prefetched answer for ``name`` (or read it now), raising as the store does."""
+        future = self._pending.pop(name, None) if folder == self._folder else None
+        if future is None:
+            with self._lock:
+                self.reads += 1
+            return self._pool.store.read(folder, name)
+        return future.result()
+
+    def list_files(self, folder: str, under: str, name_glob: str, limit: int) -> list[ListedFile]:
+        """List through the store (never prefetched), counting the listing as one request."""
+        with self._lock:
+            self.reads += 1
+        return self._pool.store.list_files(folder, under, name_glob, limit)
+
+    def find(self, prefix: str, name: str) -> Iterator[str]:
+        """Delegate listing to the store (never prefetched)."""
+        return self._pool.store.find(prefix, name)
+
+    def discard(self) -> None:
+        """Cancel the reads nobody will ask for (the message stopped early)."""
+        for future in self._pending.values():
+            if future.cancel():
+                self.reads -= 1
+        self._pending.clear()
