@@ -64,7 +64,7 @@ from processor.core.metrics import MetricPoint, SystemErrorType, run_points, sys
 from processor.core.spans import TraceSpan, identify
 from processor.export.group_commit import ExportRejected
 from processor.export.otel import SpanConverter
-from processor.junit_gather import JunitLimits, gather_junit
+from processor.junit_gather import JUNIT_LISTING, JunitLimits, gather_junit
 
 log = structlog.get_logger("prowtrace.pipeline")
 T = TypeVar("T")
@@ -358,8 +358,10 @@ class Pipeline:
         """Start reading every file the message's state needs, all at once."""
         if self._reads is None:
             return None
-        names = _TERMINAL_FILES if traceable.state.is_terminal else (facts.PROWJOB,)
-        return self._reads.fetch(traceable.message.gcs_path, names)
+        if not traceable.state.is_terminal:
+            return self._reads.fetch(traceable.message.gcs_path, (facts.PROWJOB,))
+        listing = JUNIT_LISTING if self._settings.junit is not None else None
+        return self._reads.fetch(traceable.message.gcs_path, _TERMINAL_FILES, listing)
 
     def _gather(
         self, traceable: Traceable, *, in_grace: bool, files: ArtifactStore | None = None

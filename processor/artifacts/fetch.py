@@ -20,6 +20,9 @@ from concurrent.futures import Future, ThreadPoolExecutor
 
 from processor.artifacts import ArtifactStore, ListedFile
 
+Listing = tuple[str, str, int]
+"""A listing to start with the reads: ``under``, ``name_glob``, ``limit`` of ``list_files``."""
+
 DEFAULT_READ_CONCURRENCY = 64
 """Reads in flight per process: enough for 32 pull callbacks x a few files at storage latency."""
 
@@ -45,20 +48,33 @@ class ReadPool:
             else None
         )
 
-    def fetch(self, folder: str, names: Sequence[str]) -> Fetched:
-        """Start reading ``names`` from ``folder`` at once; the answers wait in the result.
+    def fetch(self, folder: str, names: Sequence[str], listing: Listing | None = None) -> Fetched:
+        """Start reading ``names`` (and ``listing``) from ``folder`` at once; answers wait in it.
 
         The first name is left for the caller's own thread to read when it asks for it (it is
         the one the caller asks for first), which saves a thread hand-off per message, and all
         of them for a message that reads one file.
         """
-        return Fetched(self, folder, names[1:] if self._pool is not None else ())
+        if self._pool is None:
+            return Fetched(self, folder, ())
+        return Fetched(self, folder, names[1:], listing)
+
+    @property
+    def concurrent(self) -> bool:
+        """Whether reads go to the pool (``False``: every read on the asking thread)."""
+        return self._pool is not None
 
     def submit(self, folder: str, name: str) -> Future[bytes | None]:
         """Queue one read."""
         if self._pool is None:
             raise RuntimeError("this read pool reads inline (concurrency 0)")
         return self._pool.submit(self.store.read, folder, name)
+
+    def submit_listing(self, folder: str, listing: Listing) -> Future[list[ListedFile]]:
+        """Queue one listing."""
+        if self._pool is None:
+            raise RuntimeError("this read pool reads inline (concurrency 0)")
+        return self._pool.submit(self.store.list_files, folder, *listing)
 
 
 class Fetched:
@@ -69,18 +85,32 @@ class Fetched:
     store would have.
     """
 
-    def __init__(self, pool: ReadPool, folder: str, names: Iterable[str]) -> None:
-        """Submit a read of every one of ``names`` in ``folder``."""
+    def __init__(
+        self, pool: ReadPool, folder: str, names: Iterable[str], listing: Listing | None = None
+    ) -> None:
+        """Submit a read of every one of ``names`` in ``folder``, and ``listing`` if given."""
         self._pool = pool
         self._folder = folder
         self._lock = threading.Lock()
+        self._listing = (listing, pool.submit_listing(folder, listing)) if listing else None
         self._pending = {name: pool.submit(folder, name) for name in dict.fromkeys(names)}
-        self.reads = len(self._pending)
+        self.reads = len(self._pending) + (listing is not None)
         """Reads (and listings) issued for this message so far: each a billed storage operation."""
+
+    def prefetch(self, folder: str, names: Iterable[str]) -> None:
+        """Start reading ``names`` too, on the same pool (a mirror's pool reads them when asked)."""
+        if folder != self._folder or not self._pool.concurrent:
+            return
+        with self._lock:
+            for name in names:
+                if name not in self._pending:
+                    self._pending[name] = self._pool.submit(folder, name)
+                    self.reads += 1
 
     def read(self, folder: str, name: str) -> bytes | None:
         """Return the prefetched answer for ``name`` (or read it now), raising as the store does."""
-        future = self._pending.pop(name, None) if folder == self._folder else None
+        with self._lock:
+            future = self._pending.pop(name, None) if folder == self._folder else None
         if future is None:
             with self._lock:
                 self.reads += 1
@@ -88,7 +118,18 @@ class Fetched:
         return future.result()
 
     def list_files(self, folder: str, under: str, name_glob: str, limit: int) -> list[ListedFile]:
-        """List through the store (never prefetched), counting the listing as one request."""
+        """Return the listing started with the reads, or list now, counting it as one request."""
+        with self._lock:
+            started, self._listing = self._listing, None
+        if (
+            started is not None
+            and folder == self._folder
+            and started[0] == (under, name_glob, limit)
+        ):
+            return started[1].result()
+        if started is not None and started[1].cancel():
+            with self._lock:
+                self.reads -= 1
         with self._lock:
             self.reads += 1
         return self._pool.store.list_files(folder, under, name_glob, limit)
@@ -99,7 +140,11 @@ class Fetched:
 
     def discard(self) -> None:
         """Cancel the reads nobody will ask for (the message stopped early)."""
-        for future in self._pending.values():
+        futures: list[Future[bytes | None] | Future[list[ListedFile]]] = [*self._pending.values()]
+        if self._listing is not None:
+            futures.append(self._listing[1])
+            self._listing = None
+        for future in futures:
             if future.cancel():
                 self.reads -= 1
         self._pending.clear()

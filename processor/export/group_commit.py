@@ -11,7 +11,9 @@ inner ``export`` call and handing that call's result to each of them.
   never called concurrently for one exporter instance, and the OTLP/gRPC exporter relies on it (on
   UNAVAILABLE it replaces its channel without a lock). Batching recovers the throughput: one
   export of N callers' spans costs about one round trip.
-* Linger: a caller that finds the thread idle and the queue empty is sent at once. A caller
+* Linger: a caller that finds no export running and the queue empty is sent at once, on its
+  own thread (no hand-off to the exporter thread and back: at concurrency 1 group commit then
+  costs what a plain export does). Callers arriving meanwhile queue for the thread. A caller
   queued behind an export waits at most ``max_wait`` after its arrival for company (usually not at
   all, as exports take longer than that). On loopback OTLP/gRPC, 80 callers each working 20 ms
   between exports made 239 exports at ``max_wait=0`` and 96 at 5 ms, for 2.9 vs 6.6 ms median
@@ -145,10 +147,15 @@ class GroupCommitExporter(SpanExporter):
             now = time.monotonic()
             idle = not self._exporting and not self._queue
             call = _Call(spans, size, now if idle else now + self._max_wait)
-            self._queue.append(call)
-            self.queued_spans += len(spans)
-            self._start_thread()
-            self._cond.notify_all()
+            if idle:
+                self._exporting = True  # alone: export on this thread, no hand-off
+            else:
+                self._queue.append(call)
+                self.queued_spans += len(spans)
+                self._start_thread()
+                self._cond.notify_all()
+        if idle:
+            self._export_batch([call])
         return call.future.result()
 
     def force_flush(self, timeout_millis: int = 30000) -> bool:
@@ -244,19 +251,25 @@ class GroupCommitExporter(SpanExporter):
                     if remaining <= 0:
                         break
                     self._cond.wait(remaining)
+                while self._exporting:  # a lone caller is exporting on its own thread
+                    self._cond.wait()
                 batch = self._take_batch()
                 self._exporting = True
-            try:
-                self._export(batch)
-            except BaseException:  # noqa: BLE001 - the thread must outlive anything one export does
-                _log.exception("group_commit_export_crashed", callers=len(batch))
-            finally:
-                with self._cond:
-                    self._exporting = False
-                    for call in batch:  # a bug must not strand a caller
-                        if not call.future.done():
-                            call.future.set_result(SpanExportResult.FAILURE)
-                    self._cond.notify_all()
+            self._export_batch(batch)
+
+    def _export_batch(self, batch: list[_Call]) -> None:
+        """Export ``batch`` (``_exporting`` already set), then let the next export start."""
+        try:
+            self._export(batch)
+        except BaseException:  # noqa: BLE001 - the thread must outlive anything one export does
+            _log.exception("group_commit_export_crashed", callers=len(batch))
+        finally:
+            with self._cond:
+                self._exporting = False
+                for call in batch:  # a bug must not strand a caller
+                    if not call.future.done():
+                        call.future.set_result(SpanExportResult.FAILURE)
+                self._cond.notify_all()
 
     def _export(self, batch: list[_Call]) -> None:
         spans = [span for call in batch for span in call.spans]

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import random
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
+from pathlib import Path
+from typing import TypeVar
 
 from core_fixtures import GCS_PATH, PUBLISH, prowjob_doc
 from opentelemetry.sdk.resources import Resource
@@ -18,7 +20,10 @@ from bench.latency import LatencyModel, ModelledStore
 from processor.artifacts import ArtifactStore, ListedFile
 from processor.core import facts
 from processor.export.otel import SpanConverter
+from processor.junit_gather import JunitLimits
 from processor.pipeline import Outcome, Pipeline, PipelineSettings
+
+T = TypeVar("T")
 
 GRACE = timedelta(minutes=5)
 ROUND_TRIP = 0.05
@@ -36,48 +41,103 @@ class InFlight:
         self.most = 0
         self.pooled_now = 0
         self.most_pooled = 0
+        self.junit_now = 0
+        self.most_junit = 0
+        """JUnit file reads (below ``artifacts/``) in flight at once."""
 
     def read(self, folder: str, name: str) -> bytes | None:
         """Read through, counting the reads that overlap this one."""
+        return self.read_or_list(
+            lambda: self._inner.read(folder, name), junit=name.startswith("artifacts/")
+        )
+
+    def read_or_list(self, request: Callable[[], T], *, junit: bool = False) -> T:
+        """Make one storage request, counting the requests that overlap it."""
         pooled = threading.current_thread().name.startswith("prowtrace-read")
         with self._lock:
             self.now += 1
             self.most = max(self.most, self.now)
             self.pooled_now += pooled
             self.most_pooled = max(self.most_pooled, self.pooled_now)
+            self.junit_now += junit
+            self.most_junit = max(self.most_junit, self.junit_now)
         try:
-            return self._inner.read(folder, name)
+            return request()
         finally:
             with self._lock:
                 self.now -= 1
                 self.pooled_now -= pooled
+                self.junit_now -= junit
 
     def list_files(self, folder: str, under: str, name_glob: str, limit: int) -> list[ListedFile]:
-        """List through (JUnit files)."""
-        return self._inner.list_files(folder, under, name_glob, limit)
+        """List through (JUnit files), counted as in flight like a read."""
+        return self.read_or_list(lambda: self._inner.list_files(folder, under, name_glob, limit))
 
     def find(self, prefix: str, name: str) -> Iterator[str]:
         """Not used by the pipeline."""
         return self._inner.find(prefix, name)
 
 
-def wired(store: ArtifactStore, *, concurrency: int = 64) -> Pipeline:
+def wired(
+    store: ArtifactStore, *, concurrency: int = 64, junit: JunitLimits | None = None
+) -> Pipeline:
     """Wire a pipeline over ``store`` inside the grace period of the fixture's message."""
     return Pipeline(
         store,
         InMemorySpanExporter(),
         SpanConverter(Resource.create({"service.name": "prowtrace-test"})),
-        PipelineSettings(grace=GRACE, read_concurrency=concurrency),
+        PipelineSettings(grace=GRACE, read_concurrency=concurrency, junit=junit or JunitLimits()),
         clock=lambda: PUBLISH + timedelta(seconds=1),
     )
 
 
 def test_a_terminal_message_reads_its_five_files_at_once() -> None:
-    """All five files are in flight together; the result counts them and the JUnit listing."""
+    """The five files and the JUnit listing are in flight together; the result counts all six."""
     store = InFlight(ModelledStore(full_store(), latency=FIXED))
     result = wired(store).handle(delivery("failure"))
     assert result.outcome is Outcome.EXPORTED
-    assert (store.most, result.reads) == (5, 6)
+    assert (store.most, result.reads) == (6, 6)
+
+
+JUNIT = (
+    Path(__file__).parents[1]
+    / "data"
+    / "real-junit"
+    / "files"
+    / "ginkgo-v1_k8s-e2e-conformance_2017-run.xml"
+).read_bytes()
+
+
+def with_junit(count: int) -> MemoryArtifactStore:
+    """Return the failed run's store with ``count`` copies of a real Ginkgo JUnit file."""
+    store = full_store()
+    for number in range(count):
+        store.put(GCS_PATH, f"artifacts/junit_{number:02}.xml", JUNIT)
+    return store
+
+
+def test_junit_files_are_read_at_once_on_the_pool() -> None:
+    """Four JUnit files: all four in flight together, each file read once, all ten counted."""
+    inner = with_junit(4)
+    store = InFlight(ModelledStore(inner, latency=FIXED))
+    result = wired(store).handle(delivery("failure"))
+    assert (result.outcome, store.most_junit, result.reads) == (Outcome.EXPORTED, 4, 10)
+    assert inner.reads == 9
+
+
+def test_concurrent_junit_reads_never_pass_the_pools_bound() -> None:
+    """Four JUnit files and a pool of two: never more than two pooled reads in flight."""
+    store = InFlight(ModelledStore(with_junit(4), latency=FIXED))
+    result = wired(store, concurrency=2).handle(delivery("failure"))
+    assert (result.outcome, store.most_pooled, result.reads) == (Outcome.EXPORTED, 2, 10)
+
+
+def test_junit_files_past_the_jobs_byte_bound_are_never_read() -> None:
+    """A job bound of two files' bytes: two of four JUnit files read, the rest named too large."""
+    inner = with_junit(4)
+    limits = JunitLimits(max_job_bytes=2 * len(JUNIT) + 1)
+    result = wired(InFlight(inner), junit=limits).handle(delivery("failure"))
+    assert (result.outcome, result.reads, inner.reads) == (Outcome.EXPORTED, 8, 7)
 
 
 def test_a_running_message_reads_only_prowjob_json() -> None:

@@ -358,6 +358,25 @@ def test_a_lone_caller_is_not_delayed_by_max_wait(pool: ThreadPoolExecutor) -> N
     assert len(inner.batches) == 10
 
 
+def test_a_lone_caller_exports_on_its_own_thread() -> None:
+    """Nothing in flight: the caller's thread makes the inner export, no exporter thread starts."""
+    threads: list[str] = []
+
+    class Recording(ScriptedExporter):
+        def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
+            threads.append(threading.current_thread().name)
+            return super().export(spans)
+
+    exporter = GroupCommitExporter(Recording())
+    before = {thread.name for thread in threading.enumerate()}
+    try:
+        assert exporter.export(spans_of("alone")) is SUCCESS
+        started = {thread.name for thread in threading.enumerate()} - before
+    finally:
+        exporter.shutdown()
+    assert (threads, started) == ([threading.current_thread().name], set())
+
+
 def test_a_batch_queued_behind_an_export_waits_max_wait_for_company(
     pool: ThreadPoolExecutor, make_inner: MakeInner
 ) -> None:

@@ -159,7 +159,7 @@ def test_a_late_file_is_waited_for_past_the_ack_deadline_without_a_nack(
 def test_stopping_mid_wait_nacks_the_held_message_at_once(
     pubsub_emulator: EmulatorForTests,
 ) -> None:
-    """A stop while a message waits for its file nacks it promptly: redelivered at once."""
+    """A stop while a message waits for its file nacks it at once and acks nothing."""
     store, _ = late_store()
     topic, path = subscription(pubsub_emulator)
     with running(pubsub_emulator, store, timedelta(minutes=1), path) as (
@@ -174,9 +174,13 @@ def test_stopping_mid_wait_nacks_the_held_message_at_once(
         stopped_in = time.monotonic() - started
         assert (worker.acked, worker.nacked) == (0, 1)
         assert stopped_in < 2.0
-    redelivered = pubsub_emulator.pull(path, wait_seconds=3.0)
-    assert len(redelivered) == 1, "the nacked message was not redelivered at once"
-    pubsub_emulator.nack(path, redelivered)
+    # Not asserted: when the emulator redelivers it. Measured here (5 runs), the emulator sent
+    # the nacked message again after 0 s once and after 60 s (the streaming pull's own ack
+    # deadline) four times, although the library's nack and a unary modify_ack_deadline(0) were
+    # both sent before the stream was cancelled: the emulator keeps a cancelled stream's leases
+    # (support.e2e.evict_dead_streams). Real Pub/Sub redelivers a nacked message at once. What
+    # is asserted is the worker's side: nacked at once, nothing acked, the message still there.
+    assert count_unacked(pubsub_emulator, path) == 1
 
 
 def test_when_the_grace_period_ends_the_trace_is_sent_without_the_file(
