@@ -11,11 +11,11 @@ from pathlib import Path
 from tempfile import TemporaryDirectory
 
 from support.oracle import RecordingExporter, SpanKey, expected_spans
-from support.otlp_receiver import ReceivedSpan
 
 from processor.artifacts import ArtifactStore, ListedFile
 from processor.export.exporters import build_resource
 from processor.export.otel import SpanConverter
+from processor.export.otlp_json import DecodedSpan
 from processor.pipeline import Pipeline, PipelineSettings
 from processor.synthetic import Scenario, SyntheticJob, generate, write_mirror
 from processor.tools.backfill import PipelineSink
@@ -31,7 +31,7 @@ def corpus() -> tuple[SyntheticJob, ...]:
 
 
 @functools.cache
-def expected() -> Mapping[SpanKey, ReceivedSpan]:
+def expected() -> Mapping[SpanKey, DecodedSpan]:
     """Return the spans crier's terminal messages alone give: what backfill must export."""
     with TemporaryDirectory() as root:
         write_mirror(corpus(), Path(root))
@@ -59,8 +59,8 @@ def trace_id(job: SyntheticJob) -> str:
 
 
 def spans_of(
-    spans: Mapping[SpanKey, ReceivedSpan], jobs: Iterable[SyntheticJob]
-) -> dict[SpanKey, ReceivedSpan]:
+    spans: Mapping[SpanKey, DecodedSpan], jobs: Iterable[SyntheticJob]
+) -> dict[SpanKey, DecodedSpan]:
     """Return the spans of ``jobs``' traces only."""
     wanted = {trace_id(job) for job in jobs}
     return {key: span for key, span in spans.items() if span.trace_id in wanted}

@@ -6,17 +6,16 @@ from collections.abc import Iterator
 
 import pytest
 from support.e2e import E2eCorpus, prepare_corpus
-
-from processor.tools.demo.pubsub_emulator import PubSubEmulator
+from support.pubsub_admin import EmulatorForTests
 
 E2E_JOBS = 40
 """Enough jobs for every corpus scenario to occur (15) with overlapping lifecycles."""
 
 
 @pytest.fixture(scope="session")
-def pubsub_emulator() -> Iterator[PubSubEmulator]:
+def pubsub_emulator() -> Iterator[EmulatorForTests]:
     """Google's real Pub/Sub emulator; a missing emulator fails (never skips) with its message."""
-    with PubSubEmulator() as emulator:
+    with EmulatorForTests() as emulator:
         yield emulator
 
 

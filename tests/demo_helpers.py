@@ -9,51 +9,29 @@ from pathlib import Path
 from typing import Any
 
 from support.oracle import SpanKey, expected_spans
-from support.otlp_receiver import ReceivedSpan
 
 from processor.export.exporters import build_resource
-from processor.export.otlp_json import ShownSpan, read_otlp_json
+from processor.export.otlp_json import DecodedSpan, read_otlp_json
 from processor.tools.demo.fleet import build_fleet
 
 Content = tuple[Any, ...]
 
 
-def oracle(n_jobs: int, seed: int, now: datetime, workdir: Path) -> dict[SpanKey, ReceivedSpan]:
+def oracle(n_jobs: int, seed: int, now: datetime, workdir: Path) -> dict[SpanKey, DecodedSpan]:
     """Return the spans a demo run with these settings must produce (an in-process run)."""
     environ = {**os.environ, "OTEL_TRACES_EXPORTER": "otlp"}
     fleet = build_fleet(n_jobs, seed, workdir, now=now)
     return expected_spans(fleet.messages, workdir, resource=build_resource(environ))
 
 
-def _plain(value: Any) -> Any:  # noqa: ANN401 - attribute values are of many types
-    if isinstance(value, list | tuple):
-        return tuple(_plain(item) for item in value)
-    if isinstance(value, dict):
-        return tuple(sorted((key, _plain(item)) for key, item in value.items()))
-    return value
-
-
-def shown_content(span: ShownSpan) -> Content:
-    """Return what a span says, comparable with ``received_content``."""
-    return (
-        span.parent_span_id or "",
-        span.name,
-        span.start_ns,
-        span.end_ns,
-        _plain(span.attributes),
-        span.status_code.value,
-        span.status_message,
-    )
-
-
-def received_content(span: ReceivedSpan) -> Content:
-    """Return what a span says, comparable with ``shown_content``."""
+def content(span: DecodedSpan) -> Content:
+    """Return what a span says, without where it came from (resource, scope)."""
     return (
         span.parent_span_id,
         span.name,
         span.start_ns,
         span.end_ns,
-        _plain(span.attributes),
+        span.attributes,
         span.status_code,
         span.status_message,
     )
@@ -65,15 +43,15 @@ def file_spans(path: Path) -> dict[SpanKey, Content]:
         spans = read_otlp_json(lines)
     unique: dict[SpanKey, Content] = {}
     for span in spans:
-        content = shown_content(span)
-        first = unique.setdefault((span.trace_id, span.span_id), content)
-        assert first == content, f"span {span.span_id} written with two contents"
+        content_of_span = content(span)
+        first = unique.setdefault(span.key, content_of_span)
+        assert first == content_of_span, f"span {span.span_id} written with two contents"
     return unique
 
 
-def oracle_contents(expected: Mapping[SpanKey, ReceivedSpan]) -> dict[SpanKey, Content]:
+def oracle_contents(expected: Mapping[SpanKey, DecodedSpan]) -> dict[SpanKey, Content]:
     """Return the oracle's spans as comparable contents."""
-    return {key: received_content(span) for key, span in expected.items()}
+    return {key: content(span) for key, span in expected.items()}
 
 
 def is_alive(pid: int) -> bool:

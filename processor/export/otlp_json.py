@@ -5,8 +5,10 @@ proto3 JSON mapping with three OTLP-specific rules: keys are lowerCamelCase, enu
 and trace/span IDs are lowercase hex strings (the generic mapping would give base64 for bytes).
 64-bit integers are written as strings, as proto3 JSON does; readers accept strings or numbers.
 
-The writer is an SDK ``SpanExporter``; the reader turns a file back into plain ``ShownSpan``
+The writer is an SDK ``SpanExporter``; the reader turns a file back into plain ``DecodedSpan``
 records for the ``show`` command, tolerating base64 IDs from writers that missed the hex rule.
+``DecodedSpan`` is the one decoded form of a span: ``show`` reads it from files, and the test
+receiver and oracle decode what they are sent into it with ``spans_from_request``.
 """
 
 from __future__ import annotations
@@ -53,7 +55,7 @@ _KIND_FROM_PROTO = {
 
 
 @dataclass(frozen=True)
-class ShownEvent:
+class DecodedEvent:
     """A span event as read from a file."""
 
     name: str
@@ -62,7 +64,7 @@ class ShownEvent:
 
 
 @dataclass(frozen=True)
-class ShownLink:
+class DecodedLink:
     """A span link as read from a file (IDs in lowercase hex)."""
 
     trace_id: str
@@ -71,8 +73,8 @@ class ShownLink:
 
 
 @dataclass(frozen=True)
-class ShownSpan:
-    """One span as the ``show`` command needs it: plain values, IDs in lowercase hex."""
+class DecodedSpan:
+    """One decoded span: plain values, IDs in lowercase hex, arrays as tuples."""
 
     trace_id: str
     span_id: str
@@ -82,12 +84,17 @@ class ShownSpan:
     start_ns: int
     end_ns: int
     attributes: dict[str, AttributeValue] = field(default_factory=dict)
-    events: tuple[ShownEvent, ...] = ()
-    links: tuple[ShownLink, ...] = ()
+    events: tuple[DecodedEvent, ...] = ()
+    links: tuple[DecodedLink, ...] = ()
     status_code: StatusCode = StatusCode.UNSET
     status_message: str = ""
     resource_attributes: dict[str, AttributeValue] = field(default_factory=dict)
     scope_name: str = ""
+
+    @property
+    def key(self) -> tuple[str, str]:
+        """The span's identity: ``(trace_id, span_id)``."""
+        return (self.trace_id, self.span_id)
 
 
 class MalformedOtlpJson(ValueError):
@@ -189,12 +196,12 @@ class OtlpJsonFileExporter(SpanExporter):
 # --- reading ----------------------------------------------------------------------------------
 
 
-def read_otlp_json(lines: Iterable[str]) -> list[ShownSpan]:
+def read_otlp_json(lines: Iterable[str]) -> list[DecodedSpan]:
     """Read the spans of an OTLP/JSON file, in file order; blank lines are skipped.
 
     Raises ``MalformedOtlpJson`` naming the first line that is not a valid request.
     """
-    spans: list[ShownSpan] = []
+    spans: list[DecodedSpan] = []
     for line_number, line in enumerate(lines, start=1):
         text = line.strip()
         if text:
@@ -202,7 +209,7 @@ def read_otlp_json(lines: Iterable[str]) -> list[ShownSpan]:
     return spans
 
 
-def _read_line(line_number: int, text: str) -> list[ShownSpan]:
+def _read_line(line_number: int, text: str) -> list[DecodedSpan]:
     try:
         document = json.loads(text)
     except json.JSONDecodeError as error:
@@ -220,7 +227,11 @@ def _read_line(line_number: int, text: str) -> list[ShownSpan]:
         request = request_from_otlp_json(document)
     except ValueError as error:
         raise MalformedOtlpJson(line_number, str(error)) from error
-    return _spans_of_request(line_number, request)
+    for resource_spans in request.resource_spans:
+        for scope_spans in resource_spans.scope_spans:
+            for span in scope_spans.spans:
+                _check_id_sizes(line_number, span)
+    return spans_from_request(request)
 
 
 def request_from_otlp_json(document: dict[str, Any]) -> ExportTraceServiceRequest:
@@ -242,15 +253,15 @@ def request_from_otlp_json(document: dict[str, Any]) -> ExportTraceServiceReques
         raise ValueError(str(error)) from error
 
 
-def _spans_of_request(line_number: int, request: ExportTraceServiceRequest) -> list[ShownSpan]:
-    spans: list[ShownSpan] = []
+def spans_from_request(request: ExportTraceServiceRequest) -> list[DecodedSpan]:
+    """Decode every span of an export request, in request order (IDs are not size-checked)."""
+    spans: list[DecodedSpan] = []
     for resource_spans in request.resource_spans:
-        resource_attributes = _attributes(resource_spans.resource.attributes)
+        resource_attributes = decode_attributes(resource_spans.resource.attributes)
         for scope_spans in resource_spans.scope_spans:
             for span in scope_spans.spans:
-                _check_id_sizes(line_number, span)
-                spans.append(
-                    ShownSpan(
+                spans.append(  # noqa: PERF401 - a comprehension three loops deep reads worse
+                    DecodedSpan(
                         trace_id=span.trace_id.hex(),
                         span_id=span.span_id.hex(),
                         parent_span_id=span.parent_span_id.hex() or None,
@@ -258,16 +269,16 @@ def _spans_of_request(line_number: int, request: ExportTraceServiceRequest) -> l
                         kind=_KIND_FROM_PROTO.get(span.kind, SpanKind.INTERNAL),
                         start_ns=span.start_time_unix_nano,
                         end_ns=span.end_time_unix_nano,
-                        attributes=_attributes(span.attributes),
+                        attributes=decode_attributes(span.attributes),
                         events=tuple(
-                            ShownEvent(e.name, e.time_unix_nano, _attributes(e.attributes))
+                            DecodedEvent(e.name, e.time_unix_nano, decode_attributes(e.attributes))
                             for e in span.events
                         ),
                         links=tuple(
-                            ShownLink(
+                            DecodedLink(
                                 link.trace_id.hex(),
                                 link.span_id.hex(),
-                                _attributes(link.attributes),
+                                decode_attributes(link.attributes),
                             )
                             for link in span.links
                         ),
@@ -296,11 +307,13 @@ def _status_code(code: int) -> StatusCode:
         return StatusCode.UNSET
 
 
-def _attributes(pairs: Iterable[KeyValue]) -> dict[str, AttributeValue]:
-    return {pair.key: _value(pair.value) for pair in pairs}
+def decode_attributes(pairs: Iterable[KeyValue]) -> dict[str, AttributeValue]:
+    """Turn OTLP ``KeyValue`` attributes into a plain dict (arrays as tuples)."""
+    return {pair.key: decode_value(pair.value) for pair in pairs}
 
 
-def _value(value: AnyValue) -> AttributeValue:
+def decode_value(value: AnyValue) -> AttributeValue:
+    """Turn an OTLP ``AnyValue`` into str, bool, int, float, bytes, tuple, dict or None."""
     kind = value.WhichOneof("value")
     if kind == "string_value":
         return value.string_value
@@ -313,9 +326,9 @@ def _value(value: AnyValue) -> AttributeValue:
     if kind == "bytes_value":
         return value.bytes_value
     if kind == "array_value":
-        return tuple(_value(item) for item in value.array_value.values)
+        return tuple(decode_value(item) for item in value.array_value.values)
     if kind == "kvlist_value":
-        return _attributes(value.kvlist_value.values)
+        return decode_attributes(value.kvlist_value.values)
     return None
 
 
@@ -381,17 +394,17 @@ def _rewrite_ids(item: dict[str, Any], convert: Callable[[str, int], str]) -> No
 # --- from the SDK, for in-process rendering ------------------------------------------------------
 
 
-def shown_spans_from_sdk(spans: Iterable[ReadableSpan]) -> list[ShownSpan]:
-    """Convert finished SDK spans to ``ShownSpan`` records without going through a file."""
-    return [_shown_span_from_sdk(span) for span in spans]
+def spans_from_sdk(spans: Iterable[ReadableSpan]) -> list[DecodedSpan]:
+    """Convert finished SDK spans to ``DecodedSpan`` records without going through a file."""
+    return [_span_from_sdk(span) for span in spans]
 
 
-def _shown_span_from_sdk(span: ReadableSpan) -> ShownSpan:
+def _span_from_sdk(span: ReadableSpan) -> DecodedSpan:
     context = span.get_span_context()
     if context is None:  # pragma: no cover - finished SDK spans always carry their context
         raise ValueError(f"span {span.name!r} has no context")
     scope = span.instrumentation_scope
-    return ShownSpan(
+    return DecodedSpan(
         trace_id=f"{context.trace_id:032x}",
         span_id=f"{context.span_id:016x}",
         parent_span_id=f"{span.parent.span_id:016x}" if span.parent is not None else None,
@@ -401,11 +414,11 @@ def _shown_span_from_sdk(span: ReadableSpan) -> ShownSpan:
         end_ns=span.end_time or 0,
         attributes=_sdk_attributes(span.attributes),
         events=tuple(
-            ShownEvent(event.name, event.timestamp, _sdk_attributes(event.attributes))
+            DecodedEvent(event.name, event.timestamp, _sdk_attributes(event.attributes))
             for event in span.events
         ),
         links=tuple(
-            ShownLink(
+            DecodedLink(
                 f"{link.context.trace_id:032x}",
                 f"{link.context.span_id:016x}",
                 _sdk_attributes(link.attributes),

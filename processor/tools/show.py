@@ -15,7 +15,7 @@ from typing import TextIO
 from rich.console import Console
 from rich.text import Text
 
-from processor.export.otlp_json import MalformedOtlpJson, ShownSpan, read_otlp_json
+from processor.export.otlp_json import DecodedSpan, MalformedOtlpJson, read_otlp_json
 from processor.tools.waterfall import (
     Row,
     Tone,
@@ -70,7 +70,7 @@ _UNICODE = _Glyphs("█", " ▏▎▍▌▋▊▉", "├─", "└─", "│ ", 
 _ASCII = _Glyphs("#", "        ", "|-", "`-", "| ", "  ", "!", "x ", "~", ascii_only=True)
 
 
-def render_waterfall(spans: Iterable[ShownSpan], console: Console) -> None:
+def render_waterfall(spans: Iterable[DecodedSpan], console: Console) -> None:
     """Print one waterfall per trace: title, key attributes, then the nested span rows."""
     for index, view in enumerate(build_trace_views(spans)):
         if index:
@@ -245,14 +245,14 @@ def show_main(
     return 0
 
 
-def _read_spans(path: str | None, stdin: TextIO) -> list[ShownSpan]:
+def _read_spans(path: str | None, stdin: TextIO) -> list[DecodedSpan]:
     if path in {None, "-"}:
         return read_otlp_json(stdin)
     with Path(str(path)).open(encoding="utf-8") as lines:
         return read_otlp_json(lines)
 
 
-def _write_html(spans: list[ShownSpan], html_out: str, stream: TextIO, errors: TextIO) -> int:
+def _write_html(spans: list[DecodedSpan], html_out: str, stream: TextIO, errors: TextIO) -> int:
     page = render_html(spans)
     if html_out == "-":
         stream.write(page)

@@ -1,6 +1,6 @@
 """The waterfall layout shared by the terminal and HTML views: traces, rows, scale, durations.
 
-Pure functions over ``ShownSpan`` records. Every span given ends up in exactly one row: spans
+Pure functions over ``DecodedSpan`` records. Every span given ends up in exactly one row: spans
 whose parent is missing (or that sit on a parent cycle, which a hostile file can contain) are
 laid out under their trace's orphan section instead of being dropped.
 """
@@ -15,7 +15,7 @@ from enum import Enum
 
 from opentelemetry.trace import SpanKind, StatusCode
 
-from processor.export.otlp_json import AttributeValue, ShownSpan
+from processor.export.otlp_json import AttributeValue, DecodedSpan
 
 # The attributes that say which job run a trace is, in the order they are shown.
 KEY_ATTRIBUTES = (
@@ -66,7 +66,7 @@ class Row:
     orphaned subtree: the parent ID that is not in the file.
     """
 
-    span: ShownSpan
+    span: DecodedSpan
     depth: int
     last_at_level: tuple[bool, ...]
     orphan_parent_id: str | None = None
@@ -103,19 +103,19 @@ class TraceView:
         return min(max((time_ns - self.start_ns) / scale, 0.0), 1.0)
 
 
-def build_trace_views(spans: Iterable[ShownSpan]) -> list[TraceView]:
+def build_trace_views(spans: Iterable[DecodedSpan]) -> list[TraceView]:
     """Group spans by trace, drop exact repeats, and lay each trace out; earliest trace first."""
-    by_trace: dict[str, list[ShownSpan]] = defaultdict(list)
+    by_trace: dict[str, list[DecodedSpan]] = defaultdict(list)
     for span in unique_spans(spans):
         by_trace[span.trace_id].append(span)
     views = [_trace_view(trace_id, members) for trace_id, members in by_trace.items()]
     return sorted(views, key=lambda view: (view.start_ns, view.trace_id))
 
 
-def unique_spans(spans: Iterable[ShownSpan]) -> list[ShownSpan]:
+def unique_spans(spans: Iterable[DecodedSpan]) -> list[DecodedSpan]:
     """Return spans in order with exact repeats (same content received twice) removed."""
-    kept: list[ShownSpan] = []
-    seen: dict[tuple[str, str], list[ShownSpan]] = defaultdict(list)
+    kept: list[DecodedSpan] = []
+    seen: dict[tuple[str, str], list[DecodedSpan]] = defaultdict(list)
     for span in spans:
         same_id = seen[(span.trace_id, span.span_id)]
         if span not in same_id:
@@ -124,7 +124,7 @@ def unique_spans(spans: Iterable[ShownSpan]) -> list[ShownSpan]:
     return kept
 
 
-def _start_order(span: ShownSpan) -> int:
+def _start_order(span: DecodedSpan) -> int:
     """Sort by start alone: sorting is stable, so spans that start together keep file order.
 
     That is the order prowtrace built them in, the artifacts' order: git commands as clonerefs
@@ -133,10 +133,10 @@ def _start_order(span: ShownSpan) -> int:
     return span.start_ns
 
 
-def _trace_view(trace_id: str, spans: list[ShownSpan]) -> TraceView:
+def _trace_view(trace_id: str, spans: list[DecodedSpan]) -> TraceView:
     span_ids = {span.span_id for span in spans}
-    children: dict[str, list[ShownSpan]] = defaultdict(list)
-    tops: list[ShownSpan] = []
+    children: dict[str, list[DecodedSpan]] = defaultdict(list)
+    tops: list[DecodedSpan] = []
     for span in spans:
         if span.parent_span_id is None or span.parent_span_id not in span_ids:
             tops.append(span)
@@ -175,14 +175,14 @@ def _trace_view(trace_id: str, spans: list[ShownSpan]) -> TraceView:
 
 @dataclass
 class _Layout:
-    children: Mapping[str, list[ShownSpan]]
+    children: Mapping[str, list[DecodedSpan]]
     placed: set[int]
     id_counts: Mapping[str, int]
 
-    def subtrees(self, tops: list[ShownSpan], *, orphan: bool) -> list[Row]:
+    def subtrees(self, tops: list[DecodedSpan], *, orphan: bool) -> list[Row]:
         """Lay out the subtrees under ``tops`` depth-first, each span once (no recursion)."""
         rows: list[Row] = []
-        stack: list[tuple[ShownSpan, tuple[bool, ...], bool]]
+        stack: list[tuple[DecodedSpan, tuple[bool, ...], bool]]
         stack = [(span, (), orphan) for span in reversed(tops)]
         while stack:
             span, last_at_level, is_orphan_top = stack.pop()
@@ -208,7 +208,7 @@ class _Layout:
         return rows
 
 
-def _title_span(roots: list[ShownSpan]) -> ShownSpan | None:
+def _title_span(roots: list[DecodedSpan]) -> DecodedSpan | None:
     """Pick the job span: a SERVER root if there is one, else the earliest root."""
     for span in roots:
         if span.kind is SpanKind.SERVER:
@@ -216,7 +216,7 @@ def _title_span(roots: list[ShownSpan]) -> ShownSpan | None:
     return roots[0] if roots else None
 
 
-def _result(root: ShownSpan) -> tuple[str, Tone]:
+def _result(root: DecodedSpan) -> tuple[str, Tone]:
     declared = root.attributes.get("cicd.pipeline.result")
     if isinstance(declared, str) and declared:
         return declared, _RESULT_OUTCOMES.get(declared.lower(), Tone.NEUTRAL)
@@ -239,7 +239,9 @@ def status_outcome(code: StatusCode) -> Tone:
     return Tone.NEUTRAL
 
 
-def _key_attributes(root: ShownSpan | None, spans: list[ShownSpan]) -> tuple[tuple[str, str], ...]:
+def _key_attributes(
+    root: DecodedSpan | None, spans: list[DecodedSpan]
+) -> tuple[tuple[str, str], ...]:
     """Find each key attribute on the root span, its resource, or else any span of the trace."""
     sources: list[Mapping[str, AttributeValue]] = []
     if root is not None:

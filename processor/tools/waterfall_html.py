@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 
 from opentelemetry.trace import StatusCode
 
-from processor.export.otlp_json import AttributeValue, ShownSpan
+from processor.export.otlp_json import AttributeValue, DecodedSpan
 from processor.tools.waterfall import (
     Row,
     Tone,
@@ -158,7 +158,7 @@ def content_security_policy() -> str:
     )
 
 
-def render_html(spans: Iterable[ShownSpan], *, title: str = "prowtrace traces") -> str:
+def render_html(spans: Iterable[DecodedSpan], *, title: str = "prowtrace traces") -> str:
     """Return a self-contained HTML page showing every span, one waterfall per trace."""
     views = build_trace_views(spans)
     span_total = sum(view.span_count for view in views)
@@ -263,7 +263,7 @@ def _span_row(view: TraceView, row: Row, *, orphan: bool = False) -> str:
     )
 
 
-def _span_details(view: TraceView, span: ShownSpan) -> str:
+def _span_details(view: TraceView, span: DecodedSpan) -> str:
     status = status_label(span.status_code)
     if span.status_message:
         status += f": {span.status_message}"

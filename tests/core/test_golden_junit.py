@@ -16,10 +16,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from opentelemetry.trace import StatusCode
 from support.oracle import expected_spans
-from support.otlp_receiver import ReceivedSpan
 
 from processor.core import semconv as sc
+from processor.export.otlp_json import DecodedSpan
 from processor.synthetic import Scenario, generate, mirror_path, stream, write_mirror
 from processor.synthetic.junit import kubernetes_e2e_junit
 
@@ -91,7 +92,7 @@ def _write_fixture(name: str, target: Path) -> None:
         target.write_bytes((REAL / f"{name}.xml").read_bytes())
 
 
-def traced(name: str, tmp_path: Path) -> list[ReceivedSpan]:
+def traced(name: str, tmp_path: Path) -> list[DecodedSpan]:
     """Trace the failing presubmit with fixture ``name`` as its only JUnit file."""
     job = next(generate(1, seed=11, scenarios=[Scenario.PRESUBMIT_FAILURE]))
     write_mirror([job], tmp_path)
@@ -102,7 +103,7 @@ def traced(name: str, tmp_path: Path) -> list[ReceivedSpan]:
     return list(expected_spans(stream([job]), tmp_path).values())
 
 
-def render(spans: list[ReceivedSpan]) -> str:
+def render(spans: list[DecodedSpan]) -> str:
     """Render the root's JUnit counts and the test spans, one a line, times from the container."""
     root = next(span for span in spans if not span.parent_span_id)
     container = next(span for span in spans if span.name == "container/test")
@@ -111,15 +112,17 @@ def render(spans: list[ReceivedSpan]) -> str:
         for key in sorted(root.attributes)
         if key.startswith("prow.junit.")
     ]
-    children: dict[str, list[ReceivedSpan]] = {}
+    children: dict[str | None, list[DecodedSpan]] = {}
     for span in spans:
         children.setdefault(span.parent_span_id, []).append(span)
 
-    def walk(span: ReceivedSpan, depth: int) -> None:
+    def walk(span: DecodedSpan, depth: int) -> None:
         for child in sorted(children.get(span.span_id, []), key=lambda s: (s.start_ns, s.name)):
             start = (child.start_ns - container.start_ns) / 1e6
             duration = (child.end_ns - child.start_ns) / 1e6
-            status = f" ERROR {child.status_message!r}" if child.status_code == 2 else ""
+            status = (
+                f" ERROR {child.status_message!r}" if child.status_code is StatusCode.ERROR else ""
+            )
             shown = " ".join(
                 f"{key}={child.attributes[key]!r}"
                 for key in sorted(child.attributes)

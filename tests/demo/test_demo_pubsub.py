@@ -10,7 +10,6 @@ from demo_helpers import is_alive
 
 from processor.tools.demo.pubsub import (
     EmulatorUnavailable,
-    PubSubClients,
     create_topic_and_subscription,
     failure_reason,
     start_emulator,
@@ -22,15 +21,14 @@ from processor.tools.demo.pubsub_emulator import PubSubEmulator
 def test_the_emulator_serves_the_demos_calls_until_the_stack_closes() -> None:
     """The emulator takes the topic and subscription, and is stopped with the stack."""
     with ExitStack() as stack:
-        server = start_emulator(stack, PubSubEmulator)
-        clients = PubSubClients(server.host)
-        stack.callback(clients.close)
-        topic, subscription = create_topic_and_subscription(clients)
+        emulator = start_emulator(stack, PubSubEmulator)
+        host, pid = emulator.host, emulator.pid
+        topic, subscription = create_topic_and_subscription(emulator)
 
-    assert server.host.startswith("127.0.0.1:")
+    assert host.startswith("127.0.0.1:")
     assert topic == "projects/acme-prow/topics/prowjob-events"
     assert subscription == "projects/acme-prow/subscriptions/prowtrace-demo"
-    assert not is_alive(server.pid)
+    assert not is_alive(pid)
 
 
 def test_a_missing_emulator_is_refused_naming_the_debian_package(tmp_path: Path) -> None:

@@ -8,7 +8,7 @@ from pathlib import Path
 from opentelemetry.trace import SpanKind, StatusCode
 from rich.console import Console
 
-from processor.export.otlp_json import ShownSpan
+from processor.export.otlp_json import DecodedSpan
 from processor.synthetic import Scenario
 from processor.tools.demo.report import (
     Closing,
@@ -25,8 +25,8 @@ from processor.tools.waterfall import build_trace_views
 TRACE = "0123456789abcdef0123456789abcdef"
 
 
-def _root(trace_id: str = TRACE, name: str = "pull-widget-unit") -> ShownSpan:
-    return ShownSpan(
+def _root(trace_id: str = TRACE, name: str = "pull-widget-unit") -> DecodedSpan:
+    return DecodedSpan(
         trace_id=trace_id,
         span_id="0123456789abcdef",
         parent_span_id=None,

@@ -101,7 +101,7 @@ def test_the_emulator_run_draws_a_waterfall_per_job(emulator_run: Run, tmp_path:
 @pytest.mark.emulator
 def test_the_emulator_run_leaves_no_java_process(emulator_run: Run) -> None:
     """The emulator's java process is gone once the demo returns, and no java child remains."""
-    pid = emulator_run.result.server.pid
+    pid = emulator_run.result.emulator_pid
 
     assert pid is not None
     assert not is_alive(pid)

@@ -1,4 +1,4 @@
-"""Where the demo's spans go: the collector, the endpoint forwarder, and endpoint checks."""
+"""The demo's user endpoint: the forwarder and the endpoint checks."""
 
 from __future__ import annotations
 
@@ -14,7 +14,6 @@ from opentelemetry.trace import SpanContext, TraceFlags
 
 from processor.tools.demo.sinks import (
     EndpointForwarder,
-    TraceCollector,
     endpoint_address,
     endpoint_hint,
     otlp_endpoint,
@@ -29,41 +28,6 @@ TRACE_B = 0xB0000000000000000000000000000002
 def _span(trace_id: int, span_id: int) -> ReadableSpan:
     context = SpanContext(trace_id, span_id, is_remote=False, trace_flags=TraceFlags(1))
     return ReadableSpan(name=f"s{span_id}", context=context, start_time=1, end_time=2)
-
-
-def _collector() -> TraceCollector:
-    return TraceCollector()
-
-
-def test_the_collector_counts_distinct_traces_and_spans() -> None:
-    """Arrivals counts each trace and span once; a repeated span counts once."""
-    collector = _collector()
-    collector.export([_span(TRACE_A, 1), _span(TRACE_B, 3)])
-    collector.export([_span(TRACE_B, 3), _span(TRACE_A, 2)])
-
-    progress = collector.progress()
-
-    assert (progress.traces, progress.spans) == (2, 3)
-
-
-def test_the_collector_keeps_each_span_once() -> None:
-    """A span exported twice (a redelivery rebuilds it) is kept once."""
-    collector = _collector()
-    collector.export([_span(TRACE_A, 1), _span(TRACE_A, 2), _span(TRACE_B, 3)])
-    collector.export([_span(TRACE_A, 2)])
-
-    assert sorted(span.name for span in collector.spans()) == ["s1", "s2", "s3"]
-
-
-def test_wait_for_change_returns_when_an_export_arrives() -> None:
-    """A watcher sleeping in wait_for_change wakes at the next export."""
-    collector = _collector()
-    version = collector.version()
-    timer = threading.Timer(0.05, collector.export, args=([_span(TRACE_A, 1)],))
-    timer.start()
-
-    assert collector.wait_for_change(version, timeout=5) != version
-    timer.join()
 
 
 class _Recording(SpanExporter):

@@ -18,8 +18,7 @@ from support.e2e import (
     wait_until,
 )
 from support.otlp_receiver import OtlpReceiver
-
-from processor.tools.demo.pubsub_emulator import PubSubEmulator
+from support.pubsub_admin import EmulatorForTests
 
 pytestmark = pytest.mark.emulator
 
@@ -49,7 +48,7 @@ def _mixed(corpus: E2eCorpus) -> list[bytes]:
 
 
 def test_poison_goes_to_the_dead_letter_topic_and_valid_jobs_are_complete(
-    pubsub_emulator: PubSubEmulator, e2e_corpus: E2eCorpus, tmp_path: Path
+    pubsub_emulator: EmulatorForTests, e2e_corpus: E2eCorpus, tmp_path: Path
 ) -> None:
     """With a dead-letter policy, exactly the poison lands on the dead-letter topic."""
     route = create_route(
@@ -83,7 +82,7 @@ def test_poison_goes_to_the_dead_letter_topic_and_valid_jobs_are_complete(
 
 
 def test_poison_without_dead_letter_policy_is_acked_once_and_logged_with_payload(
-    pubsub_emulator: PubSubEmulator, e2e_corpus: E2eCorpus, tmp_path: Path
+    pubsub_emulator: EmulatorForTests, e2e_corpus: E2eCorpus, tmp_path: Path
 ) -> None:
     """Without a policy, each poison message is logged at ERROR with its payload and acked."""
     route = create_route(pubsub_emulator, PROJECT, "poison")

@@ -23,8 +23,7 @@ from support.e2e import (
 )
 from support.oracle import expected_spans
 from support.otlp_receiver import OtlpReceiver
-
-from processor.tools.demo.pubsub_emulator import PubSubEmulator
+from support.pubsub_admin import EmulatorForTests
 
 pytestmark = pytest.mark.emulator
 
@@ -41,7 +40,7 @@ SLOW_EXPORT_SECONDS = 0.5
 
 
 def test_outage_of_the_trace_backend_loses_nothing(
-    pubsub_emulator: PubSubEmulator, e2e_corpus: E2eCorpus, tmp_path: Path
+    pubsub_emulator: EmulatorForTests, e2e_corpus: E2eCorpus, tmp_path: Path
 ) -> None:
     """Exports refused (UNAVAILABLE) mid-stream: messages are nacked, redelivered, all complete."""
     route = create_route(pubsub_emulator, PROJECT, "outage")
@@ -80,7 +79,7 @@ def test_outage_of_the_trace_backend_loses_nothing(
 
 
 def test_consumer_killed_mid_stream_and_restarted_completes_every_trace(
-    pubsub_emulator: PubSubEmulator, e2e_corpus: E2eCorpus, tmp_path: Path
+    pubsub_emulator: EmulatorForTests, e2e_corpus: E2eCorpus, tmp_path: Path
 ) -> None:
     """SIGKILL with messages in flight; after the leases expire a new consumer completes all."""
     route = create_route(
@@ -109,7 +108,7 @@ def test_consumer_killed_mid_stream_and_restarted_completes_every_trace(
 
 
 def test_sigterm_with_messages_in_flight_exits_in_time_and_loses_nothing(
-    pubsub_emulator: PubSubEmulator, e2e_corpus: E2eCorpus, tmp_path: Path
+    pubsub_emulator: EmulatorForTests, e2e_corpus: E2eCorpus, tmp_path: Path
 ) -> None:
     """SIGTERM while exports are slow: exit 0 within 10 s; a restart completes every trace."""
     route = create_route(pubsub_emulator, PROJECT, "stopped")
@@ -133,7 +132,7 @@ def test_sigterm_with_messages_in_flight_exits_in_time_and_loses_nothing(
 
 
 def test_sigterm_during_an_outage_exits_in_time_and_loses_nothing(
-    pubsub_emulator: PubSubEmulator, e2e_corpus: E2eCorpus, tmp_path: Path
+    pubsub_emulator: EmulatorForTests, e2e_corpus: E2eCorpus, tmp_path: Path
 ) -> None:
     """SIGTERM while exports retry a down backend (10 s OTLP timeout): exit within 10 s anyway."""
     route = create_route(pubsub_emulator, PROJECT, "stuck")
@@ -153,7 +152,7 @@ def test_sigterm_during_an_outage_exits_in_time_and_loses_nothing(
 
 
 def test_serve_sigterm_during_an_outage_exits_in_time_and_loses_nothing(
-    pubsub_emulator: PubSubEmulator, e2e_corpus: E2eCorpus, tmp_path: Path
+    pubsub_emulator: EmulatorForTests, e2e_corpus: E2eCorpus, tmp_path: Path
 ) -> None:
     """`serve` stopped while exports retry a down backend exits within 10 s; a restart completes."""
     with OtlpReceiver() as receiver, ConsumerSet(tmp_path) as consumers:

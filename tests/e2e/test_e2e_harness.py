@@ -17,9 +17,9 @@ from support.e2e import (
     wait_until,
 )
 from support.otlp_receiver import OtlpReceiver
+from support.pubsub_admin import EmulatorForTests
 
 from processor.synthetic import generate, mirror_path, stream, write_mirror
-from processor.tools.demo.pubsub_emulator import PubSubEmulator
 
 
 def test_consumer_env_drops_the_callers_settings_and_sets_the_run_s() -> None:
@@ -69,7 +69,7 @@ def test_publish_time_dependence_is_detected(tmp_path: Path) -> None:
 
 
 @pytest.mark.emulator
-def test_count_unacked_sees_what_a_stopped_stream_held(pubsub_emulator: PubSubEmulator) -> None:
+def test_count_unacked_sees_what_a_stopped_stream_held(pubsub_emulator: EmulatorForTests) -> None:
     """Messages a cancelled streaming pull held unacked are counted (the dead stream is evicted)."""
     route = create_route(pubsub_emulator, "prow-e2e", "harness")
     publish_payloads(pubsub_emulator, route.topic, [b"one", b"two", b"three"])
@@ -87,7 +87,7 @@ def test_count_unacked_sees_what_a_stopped_stream_held(pubsub_emulator: PubSubEm
 
 
 @pytest.mark.emulator
-def test_batched_publishing_keeps_the_order(pubsub_emulator: PubSubEmulator) -> None:
+def test_batched_publishing_keeps_the_order(pubsub_emulator: EmulatorForTests) -> None:
     """Publishing several messages per call delivers them all, in publish order."""
     route = create_route(pubsub_emulator, "prow-e2e", "batched")
     payloads = [f"message {index}".encode() for index in range(7)]

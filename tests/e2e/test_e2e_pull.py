@@ -18,9 +18,9 @@ from support.e2e import (
     wait_for_traces,
 )
 from support.otlp_receiver import OtlpReceiver
+from support.pubsub_admin import EmulatorForTests
 
 from processor.logs import TRACE_FIELD
-from processor.tools.demo.pubsub_emulator import PubSubEmulator
 
 pytestmark = pytest.mark.emulator
 
@@ -30,7 +30,7 @@ LOGGED_FIELDS = ("job", "state", "trace_id", "outcome")
 
 
 def test_pull_turns_a_stream_into_exactly_the_expected_traces(
-    pubsub_emulator: PubSubEmulator, e2e_corpus: E2eCorpus, tmp_path: Path
+    pubsub_emulator: EmulatorForTests, e2e_corpus: E2eCorpus, tmp_path: Path
 ) -> None:
     """A realistic stream gives exactly the oracle's spans; SIGTERM then exits 0 in time."""
     route = create_route(pubsub_emulator, PROJECT, "pull")
@@ -46,7 +46,7 @@ def test_pull_turns_a_stream_into_exactly_the_expected_traces(
 
 
 def test_pull_logs_each_message_with_its_job_state_trace_and_outcome(
-    pubsub_emulator: PubSubEmulator, e2e_corpus: E2eCorpus, tmp_path: Path
+    pubsub_emulator: EmulatorForTests, e2e_corpus: E2eCorpus, tmp_path: Path
 ) -> None:
     """Every message's JSON log line names job, state, trace and outcome, linked to Cloud Trace."""
     route = create_route(pubsub_emulator, PROJECT, "logs")
@@ -73,7 +73,7 @@ def test_pull_logs_each_message_with_its_job_state_trace_and_outcome(
 
 
 def test_two_consumers_on_one_subscription_give_the_single_consumer_span_set(
-    pubsub_emulator: PubSubEmulator, e2e_corpus: E2eCorpus, tmp_path: Path
+    pubsub_emulator: EmulatorForTests, e2e_corpus: E2eCorpus, tmp_path: Path
 ) -> None:
     """Two workers sharing a subscription give exactly the oracle's spans, IDs included."""
     route = create_route(pubsub_emulator, PROJECT, "shared")
@@ -102,7 +102,7 @@ def _is_json_object(line: str) -> bool:
 
 
 def test_every_log_line_is_one_json_object_even_when_exports_fail(
-    pubsub_emulator: PubSubEmulator, e2e_corpus: E2eCorpus, tmp_path: Path
+    pubsub_emulator: EmulatorForTests, e2e_corpus: E2eCorpus, tmp_path: Path
 ) -> None:
     """While the exporter logs its failures, every line the worker writes is one JSON object."""
     route = create_route(pubsub_emulator, PROJECT, "jsonlog")

@@ -15,8 +15,7 @@ from support.e2e import (
     wait_for_traces,
 )
 from support.otlp_receiver import OtlpReceiver
-
-from processor.tools.demo.pubsub_emulator import PubSubEmulator
+from support.pubsub_admin import EmulatorForTests
 
 pytestmark = pytest.mark.emulator
 
@@ -25,7 +24,7 @@ TRACES_TIMEOUT = 30.0
 
 
 def test_push_turns_a_stream_into_exactly_the_expected_traces(
-    pubsub_emulator: PubSubEmulator, e2e_corpus: E2eCorpus, tmp_path: Path
+    pubsub_emulator: EmulatorForTests, e2e_corpus: E2eCorpus, tmp_path: Path
 ) -> None:
     """Pushed to `serve` (OTLP over HTTP this time), the stream gives exactly the oracle's spans."""
     with OtlpReceiver() as receiver, ConsumerSet(tmp_path) as consumers:

@@ -30,8 +30,7 @@ from support.metrics_truth import (
     received_tallies,
 )
 from support.otlp_receiver import OtlpReceiver
-
-from processor.tools.demo.pubsub_emulator import PubSubEmulator
+from support.pubsub_admin import EmulatorForTests
 
 pytestmark = pytest.mark.emulator
 
@@ -46,7 +45,7 @@ def corpus(tmp_path_factory: pytest.TempPathFactory) -> FaultCorpus:
 
 
 def test_sigterm_flushes_the_counts_within_cloud_runs_budget(
-    pubsub_emulator: PubSubEmulator, corpus: FaultCorpus, tmp_path: Path
+    pubsub_emulator: EmulatorForTests, corpus: FaultCorpus, tmp_path: Path
 ) -> None:
     """After SIGTERM the worker exports its counts (the corpus's truth) and exits inside 10 s."""
     route = create_route(pubsub_emulator, PROJECT, "flush")
@@ -67,7 +66,7 @@ def test_sigterm_flushes_the_counts_within_cloud_runs_budget(
 
 
 def test_metrics_backend_down_neither_nacks_nor_holds_the_exit(
-    pubsub_emulator: PubSubEmulator, corpus: FaultCorpus, tmp_path: Path
+    pubsub_emulator: EmulatorForTests, corpus: FaultCorpus, tmp_path: Path
 ) -> None:
     """Metrics refused after 5 s, exported every 100 ms: every message acked, exit in time."""
     route = create_route(pubsub_emulator, PROJECT, "outage")
@@ -94,7 +93,7 @@ def test_metrics_backend_down_neither_nacks_nor_holds_the_exit(
 
 
 def test_push_endpoint_counts_the_truth_and_flushes_at_sigterm(
-    pubsub_emulator: PubSubEmulator, corpus: FaultCorpus, tmp_path: Path
+    pubsub_emulator: EmulatorForTests, corpus: FaultCorpus, tmp_path: Path
 ) -> None:
     """``serve`` behind a push subscription records the same counts and flushes them at SIGTERM."""
     with OtlpReceiver() as receiver, ConsumerSet(tmp_path) as consumers:

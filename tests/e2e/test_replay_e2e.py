@@ -17,9 +17,10 @@ from pathlib import Path
 
 import pytest
 from support.oracle import assert_traces_complete, expected_spans, orphans
-from support.otlp_receiver import OtlpReceiver, ReceivedSpan
+from support.otlp_receiver import OtlpReceiver
 
 from processor.core.jsonshape import parse_rfc3339
+from processor.export.otlp_json import DecodedSpan
 from processor.synthetic import (
     SyntheticJob,
     generate,
@@ -210,6 +211,6 @@ def _ns(instant: datetime) -> int:
     return int(instant.timestamp()) * 1_000_000_000
 
 
-def _as_text(span: ReceivedSpan) -> object:
+def _as_text(span: DecodedSpan) -> object:
     return [span.name, span.attributes, [(e.name, e.attributes) for e in span.events],
             span.status_message]  # fmt: skip

@@ -10,18 +10,20 @@ from pathlib import Path
 import pytest
 from google.protobuf import json_format
 from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
+from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue, KeyValueList
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SpanExportResult
 from opentelemetry.trace import SpanKind, StatusCode
 from show_fixture import E2E_START, E2E_UID, SECOND, e2e_job_spans, fixture_spans, unit_job_spans
 
 from processor.export.otlp_json import (
+    DecodedSpan,
     MalformedOtlpJson,
     OtlpJsonFileExporter,
-    ShownSpan,
+    decode_value,
     read_otlp_json,
     render_request_line,
-    shown_spans_from_sdk,
+    spans_from_sdk,
 )
 
 E2E_TRACE_HEX = E2E_UID.replace("-", "")
@@ -52,7 +54,7 @@ def test_spans_round_trip_through_a_file(tmp_path: Path) -> None:
     with path.open(encoding="utf-8") as lines:
         read_back = read_otlp_json(lines)
 
-    assert read_back == shown_spans_from_sdk(fixture_spans())
+    assert read_back == spans_from_sdk(fixture_spans())
 
 
 def test_read_back_span_carries_its_fields() -> None:
@@ -304,7 +306,7 @@ def test_a_missing_trace_id_is_malformed() -> None:
 
 def test_sdk_conversion_formats_ids_as_hex() -> None:
     """Converting SDK spans directly gives 32/16-digit hex IDs and the parent link."""
-    child: ShownSpan = shown_spans_from_sdk(e2e_job_spans()[1:2])[0]
+    child: DecodedSpan = spans_from_sdk(e2e_job_spans()[1:2])[0]
 
     assert child.trace_id == E2E_TRACE_HEX
     assert child.parent_span_id == E2E_TRACE_HEX[:16]
@@ -314,3 +316,12 @@ def test_sdk_conversion_formats_ids_as_hex() -> None:
 def test_lines_of_other_signals_hold_no_spans() -> None:
     """A collector file line with metrics or logs (not traces) is valid and yields no spans."""
     assert read_otlp_json(['{"resourceMetrics": [{"scopeMetrics": []}]}']) == []
+
+
+def test_decode_value_handles_nested_and_binary_values() -> None:
+    """Key-value lists become dicts, bytes stay bytes, an empty AnyValue becomes None."""
+    nested = AnyValue(
+        kvlist_value=KeyValueList(values=[KeyValue(key="b", value=AnyValue(bytes_value=b"\x00"))])
+    )
+    assert decode_value(nested) == {"b": b"\x00"}
+    assert decode_value(AnyValue()) is None

@@ -31,11 +31,11 @@ from support.metrics_truth import (
     total_count,
 )
 from support.otlp_receiver import OtlpReceiver
+from support.pubsub_admin import EmulatorForTests
 
 from processor.core import semconv as sc
 from processor.core.metrics import RUN_DURATION
 from processor.synthetic import message_bytes
-from processor.tools.demo.pubsub_emulator import PubSubEmulator
 
 pytestmark = [pytest.mark.faults, pytest.mark.emulator]
 
@@ -52,7 +52,7 @@ def corpus(tmp_path_factory: pytest.TempPathFactory) -> FaultCorpus:
 
 
 def test_duplicated_shuffled_stream_gives_the_same_spans(
-    pubsub_emulator: PubSubEmulator, corpus: FaultCorpus, tmp_path: Path
+    pubsub_emulator: EmulatorForTests, corpus: FaultCorpus, tmp_path: Path
 ) -> None:
     """Each message 3x, shuffled, two consumers: the in-order span set, no span ID conflicts."""
     route = create_route(pubsub_emulator, PROJECT, "duplicates")

@@ -30,12 +30,12 @@ from support.fault_rig import (
     receiver_exporter,
 )
 from support.otlp_receiver import OtlpReceiver
+from support.pubsub_admin import EmulatorForTests
 
 from processor.core.border import MAX_EVENTS_PER_SPAN
 from processor.core.redact import MAX_ATTRIBUTE_CHARS
 from processor.export.group_commit import GroupCommitExporter
 from processor.pipeline import Outcome
-from processor.tools.demo.pubsub_emulator import PubSubEmulator
 
 pytestmark = [pytest.mark.faults, pytest.mark.emulator]
 
@@ -66,7 +66,7 @@ class RefusingEncoder(SpanExporter):
 
 
 def test_one_unexportable_job_among_healthy_ones_is_dead_lettered_alone(
-    pubsub_emulator: PubSubEmulator, tmp_path: Path
+    pubsub_emulator: EmulatorForTests, tmp_path: Path
 ) -> None:
     """Every healthy trace arrives; only the poison job's messages reach the dead-letter topic."""
     from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import (  # noqa: PLC0415
@@ -135,7 +135,7 @@ def _hostile(path: Path, change: str) -> None:
 
 
 def test_hostile_artifacts_among_healthy_jobs_block_nothing(
-    pubsub_emulator: PubSubEmulator, tmp_path: Path
+    pubsub_emulator: EmulatorForTests, tmp_path: Path
 ) -> None:
     """Out-of-range times, 200k-char and invalid text, an event storm: every job is traced."""
     corpus = fault_corpus(tmp_path, JOBS, seed=152)

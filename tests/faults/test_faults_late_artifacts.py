@@ -28,10 +28,10 @@ from support.fault_plan import fault_plan, report_figures
 from support.fault_rig import FaultCorpus, fault_corpus
 from support.oracle import expected_spans
 from support.otlp_receiver import OtlpReceiver
+from support.pubsub_admin import EmulatorForTests
 
 from processor.core.facts import PODINFO, PROWJOB
 from processor.synthetic import SyntheticJob, mirror_path
-from processor.tools.demo.pubsub_emulator import PubSubEmulator
 
 pytestmark = [pytest.mark.faults, pytest.mark.emulator]
 
@@ -86,7 +86,7 @@ def restore(corpus: FaultCorpus, jobs: list[SyntheticJob]) -> None:
 
 
 def test_trace_completes_once_late_artifacts_appear(
-    pubsub_emulator: PubSubEmulator, corpus: FaultCorpus, tmp_path: Path
+    pubsub_emulator: EmulatorForTests, corpus: FaultCorpus, tmp_path: Path
 ) -> None:
     """Messages before their artifacts: held (not nacked) in grace, traced once they appear."""
     late = late_jobs(corpus)

@@ -44,7 +44,8 @@ from support.oracle import (
     assert_traces_complete,
     expected_spans,
 )
-from support.otlp_receiver import OtlpReceiver, ReceivedSpan, unique_spans_of
+from support.otlp_receiver import OtlpReceiver, unique_spans_of
+from support.pubsub_admin import EmulatorForTests
 from support.push_server import PushServerThread
 
 from processor.artifacts.mirror import MirrorArtifactStore
@@ -52,6 +53,7 @@ from processor.config import PushSettings
 from processor.core.message import Delivery
 from processor.export.exporters import build_resource
 from processor.export.otel import SpanConverter
+from processor.export.otlp_json import DecodedSpan
 from processor.pipeline import Outcome, Pipeline, PipelineSettings
 from processor.synthetic import (
     Published,
@@ -61,7 +63,6 @@ from processor.synthetic import (
     stream,
     write_mirror,
 )
-from processor.tools.demo.pubsub_emulator import PubSubEmulator
 
 pytestmark = pytest.mark.faults
 T = TypeVar("T")
@@ -83,7 +84,7 @@ class Stream:
 
     mirror: Path
     valid: tuple[Published, ...]
-    expected: dict[SpanKey, ReceivedSpan]
+    expected: dict[SpanKey, DecodedSpan]
     payloads: tuple[MalformedInput, ...]
     """Malformed crier messages (Pub/Sub message data)."""
     envelopes: tuple[MalformedInput, ...]
@@ -245,7 +246,7 @@ def test_push_endpoint_answers_every_malformed_body(mixed: Stream, quiet: None) 
 
 @pytest.mark.emulator
 def test_pull_worker_classifies_every_malformed_message(
-    mixed: Stream, pubsub_emulator: PubSubEmulator, quiet: None
+    mixed: Stream, pubsub_emulator: EmulatorForTests, quiet: None
 ) -> None:
     """Through Pub/Sub: every message is acked once classified, as the pipeline classifies it."""
     del quiet

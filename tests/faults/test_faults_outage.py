@@ -28,8 +28,7 @@ from support.fault_plan import fault_plan, report_figures
 from support.fault_rig import FaultCorpus, fault_corpus
 from support.oracle import expected_spans
 from support.otlp_receiver import OtlpReceiver
-
-from processor.tools.demo.pubsub_emulator import PubSubEmulator
+from support.pubsub_admin import EmulatorForTests
 
 pytestmark = [pytest.mark.faults, pytest.mark.emulator]
 
@@ -46,7 +45,7 @@ def corpus(tmp_path_factory: pytest.TempPathFactory) -> FaultCorpus:
 
 
 def test_backend_outage_mid_stream_loses_no_trace(
-    pubsub_emulator: PubSubEmulator, corpus: FaultCorpus, tmp_path: Path
+    pubsub_emulator: EmulatorForTests, corpus: FaultCorpus, tmp_path: Path
 ) -> None:
     """A backend refusing every export for a while mid-stream: every trace arrives, exactly."""
     route = create_route(pubsub_emulator, PROJECT, "outage", retry_min_backoff_seconds=1)

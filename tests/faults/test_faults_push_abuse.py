@@ -25,10 +25,11 @@ from support.fault_plan import fault_plan, report_figures
 from support.fault_rig import mirror_pipeline, receiver_exporter
 from support.oidc_issuer import LocalOidcIssuer, generate_signing_key
 from support.oracle import SpanKey, assert_traces_complete, expected_spans
-from support.otlp_receiver import OtlpReceiver, ReceivedSpan
+from support.otlp_receiver import OtlpReceiver
 from support.push_server import PushServerThread
 
 from processor.config import PushSettings
+from processor.export.otlp_json import DecodedSpan
 from processor.synthetic import Published, generate, push_envelope, stream, write_mirror
 from processor.transports.oidc import OidcPolicy, OidcVerifier
 
@@ -52,7 +53,7 @@ class Corpus:
     mirror: Path
     valid: tuple[Published, ...]
     decoys: tuple[Published, ...]
-    expected: dict[SpanKey, ReceivedSpan]
+    expected: dict[SpanKey, DecodedSpan]
 
 
 @pytest.fixture(scope="module")

@@ -35,11 +35,11 @@ from support.metrics_truth import (
 )
 from support.oracle import assert_traces_complete
 from support.otlp_receiver import OtlpReceiver
+from support.pubsub_admin import EmulatorForTests
 
 from processor.core import semconv as sc
 from processor.core.metrics import RUN_DURATION
 from processor.synthetic import Published
-from processor.tools.demo.pubsub_emulator import PubSubEmulator
 
 pytestmark = [pytest.mark.faults, pytest.mark.emulator]
 
@@ -72,7 +72,7 @@ def exported_since(receiver: OtlpReceiver, before: int) -> bool:
 
 
 def test_consumer_sigkilled_mid_stream_loses_no_trace(
-    pubsub_emulator: PubSubEmulator, corpus: FaultCorpus, tmp_path: Path
+    pubsub_emulator: EmulatorForTests, corpus: FaultCorpus, tmp_path: Path
 ) -> None:
     """SIGKILL the consumer ``sigkills`` times mid-stream; the last one completes every trace."""
     route = create_route(

@@ -27,9 +27,8 @@ from support.e2e import (
 from support.fault_plan import fault_plan, report_figures
 from support.fault_rig import FaultCorpus, fault_corpus
 from support.process_memory import RssSampler, rss_bytes
+from support.pubsub_admin import EmulatorForTests
 from support.receiver_probe import BatchRecordingReceiver
-
-from processor.tools.demo.pubsub_emulator import PubSubEmulator
 
 pytestmark = [pytest.mark.faults, pytest.mark.emulator]
 
@@ -47,7 +46,7 @@ def corpus(tmp_path_factory: pytest.TempPathFactory) -> FaultCorpus:
 
 
 def test_slow_backend_loses_nothing_within_flow_control_and_bounded_memory(
-    pubsub_emulator: PubSubEmulator, corpus: FaultCorpus, tmp_path: Path
+    pubsub_emulator: EmulatorForTests, corpus: FaultCorpus, tmp_path: Path
 ) -> None:
     """Seconds per export: traces exact, jobs per export <= max outstanding, RSS bounded."""
     limit = PLAN.slow_max_outstanding

@@ -24,21 +24,15 @@ from opentelemetry.exporter.otlp.proto.http.metric_exporter import (
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import (
     OTLPSpanExporter as HttpSpanExporter,
 )
-from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue, KeyValueList
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import MetricExporter, PeriodicExportingMetricReader
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import Event, ReadableSpan
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
-from support.otlp_receiver import (
-    OtlpReceiver,
-    ReceivedEvent,
-    ReceivedSpan,
-    SpanConflict,
-    decode_any_value,
-    metric_totals,
-)
+from support.otlp_receiver import OtlpReceiver, SpanConflict, metric_totals
+
+from processor.export.otlp_json import DecodedEvent, DecodedLink, DecodedSpan
 
 TRACE_ID = 0x0123456789ABCDEF0123456789ABCDEF
 SPAN_ID = 0x1111111111111111
@@ -67,22 +61,22 @@ def make_span(name: str = "job", *, span_id: int = SPAN_ID, job: str = "unit") -
     )
 
 
-def expected_span(name: str = "job", *, span_id: int = SPAN_ID, job: str = "unit") -> ReceivedSpan:
+def expected_span(name: str = "job", *, span_id: int = SPAN_ID, job: str = "unit") -> DecodedSpan:
     """Build what the receiver should decode ``make_span`` (same arguments) into."""
-    return ReceivedSpan(
+    return DecodedSpan(
         trace_id=f"{TRACE_ID:032x}",
         span_id=f"{span_id:016x}",
         parent_span_id=f"{PARENT_ID:016x}",
         name=name,
-        kind=2,  # SPAN_KIND_SERVER
+        kind=trace_api.SpanKind.SERVER,
         start_ns=1_000,
         end_ns=2_000,
-        attributes={"job": job, "retry": True, "attempt": 3, "ratio": 0.5, "tags": ["a", "b"]},
-        events=(ReceivedEvent(name="pod scheduled", time_ns=1_500, attributes={"node": "n1"}),),
-        status_code=2,  # STATUS_CODE_ERROR
+        attributes={"job": job, "retry": True, "attempt": 3, "ratio": 0.5, "tags": ("a", "b")},
+        events=(DecodedEvent(name="pod scheduled", time_ns=1_500, attributes={"node": "n1"}),),
+        status_code=trace_api.StatusCode.ERROR,
         status_message="boom",
-        resource={"service.name": "prowtrace"},
-        links=((f"{TRACE_ID:032x}", f"{LINKED_SPAN_ID:016x}"),),
+        resource_attributes={"service.name": "prowtrace"},
+        links=(DecodedLink(f"{TRACE_ID:032x}", f"{LINKED_SPAN_ID:016x}"),),
         scope_name="prowtrace.test",
     )
 
@@ -180,10 +174,15 @@ def test_http_accepts_otlp_json_with_hex_ids(receiver: OtlpReceiver) -> None:
     assert (span.trace_id, span.span_id, span.parent_span_id) == (
         f"{TRACE_ID:032x}",
         f"{SPAN_ID:016x}",
-        "",
+        None,
     )
-    assert (span.name, span.kind, span.start_ns, span.end_ns) == ("from-json", 3, 10, 20)
-    assert (span.attributes, span.resource) == ({"n": 7}, {"k8s": True})
+    assert (span.name, span.kind, span.start_ns, span.end_ns) == (
+        "from-json",
+        trace_api.SpanKind.CLIENT,
+        10,
+        20,
+    )
+    assert (span.attributes, span.resource_attributes) == ({"n": 7}, {"k8s": True})
 
 
 def test_http_rejects_an_unknown_content_type(receiver: OtlpReceiver) -> None:
@@ -321,15 +320,6 @@ def test_endpoints_require_a_started_receiver() -> None:
     """Asking a stopped receiver for its endpoint is an error, not a bogus address."""
     with pytest.raises(RuntimeError, match="not started"):
         _ = OtlpReceiver().grpc_endpoint
-
-
-def test_decode_any_value_handles_nested_and_binary_values() -> None:
-    """Key-value lists become dicts, bytes stay bytes, an empty AnyValue becomes None."""
-    nested = AnyValue(
-        kvlist_value=KeyValueList(values=[KeyValue(key="b", value=AnyValue(bytes_value=b"\x00"))])
-    )
-    assert decode_any_value(nested) == {"b": b"\x00"}
-    assert decode_any_value(AnyValue()) is None
 
 
 # --- metrics ------------------------------------------------------------------------------------

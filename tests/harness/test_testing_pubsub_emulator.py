@@ -13,12 +13,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from support.pubsub_admin import EmulatorForTests
 
 from processor.tools.demo.pubsub_emulator import (
     DEBIAN_PACKAGE,
     EmulatorFailed,
     EmulatorNotFound,
-    PubSubEmulator,
     launcher_candidates,
 )
 
@@ -35,9 +35,9 @@ def is_alive(pid: int) -> bool:
 
 
 @pytest.fixture(scope="module")
-def emulator() -> Iterator[PubSubEmulator]:
+def emulator() -> Iterator[EmulatorForTests]:
     """Run one real emulator for the whole module."""
-    with PubSubEmulator() as running:
+    with EmulatorForTests() as running:
         yield running
 
 
@@ -84,7 +84,7 @@ def push_recorder() -> Iterator[PushRecorder]:
 
 
 @pytest.mark.emulator
-def test_publish_and_pull_round_trip(emulator: PubSubEmulator) -> None:
+def test_publish_and_pull_round_trip(emulator: EmulatorForTests) -> None:
     """A published message is pulled back with its data, attributes and message ID."""
     topic = emulator.create_topic(PROJECT, "round-trip")
     subscription = emulator.create_subscription(PROJECT, "round-trip-sub", topic)
@@ -96,7 +96,7 @@ def test_publish_and_pull_round_trip(emulator: PubSubEmulator) -> None:
 
 
 @pytest.mark.emulator
-def test_pull_all_acks_what_it_pulls(emulator: PubSubEmulator) -> None:
+def test_pull_all_acks_what_it_pulls(emulator: EmulatorForTests) -> None:
     """Messages pull_all returned are acked: a second drain finds nothing."""
     topic = emulator.create_topic(PROJECT, "acked")
     subscription = emulator.create_subscription(PROJECT, "acked-sub", topic)
@@ -107,7 +107,7 @@ def test_pull_all_acks_what_it_pulls(emulator: PubSubEmulator) -> None:
 
 
 @pytest.mark.emulator
-def test_message_is_dead_lettered_after_max_delivery_attempts(emulator: PubSubEmulator) -> None:
+def test_message_is_dead_lettered_after_max_delivery_attempts(emulator: EmulatorForTests) -> None:
     """Nacked five times (attempts 1..5), a message moves to the dead-letter topic."""
     topic = emulator.create_topic(PROJECT, "dl-source")
     dead_letters = emulator.create_topic(PROJECT, "dl-target")
@@ -131,7 +131,7 @@ def test_message_is_dead_lettered_after_max_delivery_attempts(emulator: PubSubEm
 
 @pytest.mark.emulator
 def test_push_subscription_delivers_to_local_http_endpoint(
-    emulator: PubSubEmulator, push_recorder: PushRecorder
+    emulator: EmulatorForTests, push_recorder: PushRecorder
 ) -> None:
     """A push subscription POSTs the message, base64-encoded, to a local HTTP endpoint."""
     topic = emulator.create_topic(PROJECT, "pushed")
@@ -148,7 +148,7 @@ def test_push_subscription_delivers_to_local_http_endpoint(
 
 
 @pytest.mark.emulator
-def test_streaming_subscriber_receives_published_message(emulator: PubSubEmulator) -> None:
+def test_streaming_subscriber_receives_published_message(emulator: EmulatorForTests) -> None:
     """google.cloud.pubsub_v1's streaming subscribe() works through streaming_subscriber()."""
     topic = emulator.create_topic(PROJECT, "streamed")
     subscription = emulator.create_subscription(PROJECT, "streamed-sub", topic)
@@ -173,7 +173,7 @@ def test_streaming_subscriber_receives_published_message(emulator: PubSubEmulato
 @pytest.mark.emulator
 def test_stop_leaves_no_emulator_process() -> None:
     """After stop(), the java process the launcher exec'd is gone."""
-    with PubSubEmulator() as emulator:
+    with EmulatorForTests() as emulator:
         pid = emulator.pid
         assert emulator.host == f"127.0.0.1:{emulator.host.rsplit(':', 1)[1]}"
     assert not is_alive(pid)
@@ -183,7 +183,7 @@ def test_missing_launcher_raises_emulator_not_found(tmp_path: Path) -> None:
     """A missing launcher fails with where we looked and which Debian package provides it."""
     missing = tmp_path / "cloud-pubsub-emulator"
     with pytest.raises(EmulatorNotFound) as raised:
-        PubSubEmulator(launcher=missing).start()
+        EmulatorForTests(launcher=missing).start()
     assert str(missing) in str(raised.value)
     assert DEBIAN_PACKAGE in str(raised.value)
 
@@ -194,7 +194,7 @@ def test_launcher_that_exits_raises_emulator_failed_with_its_output(tmp_path: Pa
     launcher.write_text("#!/bin/sh\necho 'no java here' >&2\nexit 3\n")
     launcher.chmod(0o755)
     with pytest.raises(EmulatorFailed, match=r"exited with status 3(.|\n)*no java here"):
-        PubSubEmulator(launcher=launcher).start()
+        EmulatorForTests(launcher=launcher).start()
 
 
 def test_launcher_that_never_gets_ready_is_killed_after_the_timeout(tmp_path: Path) -> None:
@@ -205,7 +205,7 @@ def test_launcher_that_never_gets_ready_is_killed_after_the_timeout(tmp_path: Pa
     launcher.write_text(f"#!/bin/sh\nsleep 30 &\necho $! > {pid_file}\nexec sleep 30\n")
     launcher.chmod(0o755)
     with pytest.raises(EmulatorFailed, match="did not log 'Server started'"):
-        PubSubEmulator(launcher=launcher, startup_timeout=0.5).start()
+        EmulatorForTests(launcher=launcher, startup_timeout=0.5).start()
     assert not is_alive(int(pid_file.read_text()))
 
 
@@ -229,5 +229,5 @@ def test_taken_port_fails_fast_instead_of_hanging() -> None:
         port = taken.getsockname()[1]
         started = time.monotonic()
         with pytest.raises(EmulatorFailed, match=f"could not bind port {port}"):
-            PubSubEmulator(port=port, startup_timeout=20).start()
+            EmulatorForTests(port=port, startup_timeout=20).start()
     assert time.monotonic() - started < 10

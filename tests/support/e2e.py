@@ -55,11 +55,12 @@ from typing import Any, Self
 from google.pubsub_v1 import PubsubMessage, PushConfig, ReceivedMessage
 from opentelemetry.sdk.resources import Resource
 
+from processor.export.otlp_json import DecodedSpan
 from processor.local_service import LocalService
 from processor.synthetic import Published, generate, message_bytes, stream, write_mirror
-from processor.tools.demo.pubsub_emulator import PubSubEmulator
 from support.oracle import SpanKey, expected_spans, trace_problems
-from support.otlp_receiver import OtlpReceiver, ReceivedSpan, SpanConflict
+from support.otlp_receiver import OtlpReceiver, SpanConflict
+from support.pubsub_admin import EmulatorForTests
 
 CONSUMER_STOP_SECONDS = 10.0
 """Cloud Run's budget between SIGTERM and SIGKILL: a consumer must exit within it."""
@@ -87,7 +88,7 @@ class E2eCorpus:
     """Crier's messages in publish order."""
     mirror: Path
     """The artifact mirror (``PROWTRACE_ARTIFACTS``): ``gs://B/P`` is ``mirror/B/P``."""
-    expected: Mapping[SpanKey, ReceivedSpan]
+    expected: Mapping[SpanKey, DecodedSpan]
     """Exactly the spans a consumer must export for ``messages``, by ``(trace_id, span_id)``."""
 
     @property
@@ -170,7 +171,7 @@ def unique_name(prefix: str) -> str:
 
 
 def create_route(  # noqa: PLR0913 - each keyword is one subscription setting
-    emulator: PubSubEmulator,
+    emulator: EmulatorForTests,
     project: str,
     prefix: str,
     *,
@@ -208,7 +209,7 @@ def create_route(  # noqa: PLR0913 - each keyword is one subscription setting
 
 
 def publish_messages(
-    emulator: PubSubEmulator, topic: str, messages: Iterable[Published], *, batch_size: int = 1
+    emulator: EmulatorForTests, topic: str, messages: Iterable[Published], *, batch_size: int = 1
 ) -> list[str]:
     """Publish crier messages' bytes in order; return the message IDs (see publish_payloads)."""
     payloads = (message_bytes(message) for message in messages)
@@ -216,7 +217,7 @@ def publish_messages(
 
 
 def publish_payloads(
-    emulator: PubSubEmulator, topic: str, payloads: Iterable[bytes], *, batch_size: int = 1
+    emulator: EmulatorForTests, topic: str, payloads: Iterable[bytes], *, batch_size: int = 1
 ) -> list[str]:
     """Publish raw message bodies in order; return the message IDs.
 
@@ -240,7 +241,7 @@ def publish_payloads(
     return message_ids
 
 
-def count_unacked(emulator: PubSubEmulator, subscription: str) -> int:
+def count_unacked(emulator: EmulatorForTests, subscription: str) -> int:
     """Count the messages of ``subscription`` nobody acked, leaving them unacked.
 
     Call it once every consumer of the subscription has stopped (see
@@ -254,7 +255,7 @@ def count_unacked(emulator: PubSubEmulator, subscription: str) -> int:
     return len(unacked)
 
 
-def redeliver_after_stop(emulator: PubSubEmulator, subscription: str) -> None:
+def redeliver_after_stop(emulator: EmulatorForTests, subscription: str) -> None:
     """Do what the real service does once a subscription's consumers are gone (emulator defect).
 
     End their streams (:func:`evict_dead_streams`), then make every message they did not ack
@@ -264,7 +265,7 @@ def redeliver_after_stop(emulator: PubSubEmulator, subscription: str) -> None:
     redeliver_unacked(emulator, subscription)
 
 
-def evict_dead_streams(emulator: PubSubEmulator, subscription: str) -> None:
+def evict_dead_streams(emulator: EmulatorForTests, subscription: str) -> None:
     """End every streaming pull of ``subscription``, the dead ones included (emulator defect).
 
     Each of the emulator's streaming-pull loops ends when it finds its subscription turned into a
@@ -280,7 +281,7 @@ def evict_dead_streams(emulator: PubSubEmulator, subscription: str) -> None:
     admin.modify_push_config(subscription=subscription, push_config=PushConfig())
 
 
-def redeliver_unacked(emulator: PubSubEmulator, subscription: str) -> None:
+def redeliver_unacked(emulator: EmulatorForTests, subscription: str) -> None:
     """Make every message of ``subscription`` not acked yet deliverable now: snapshot, then seek.
 
     A snapshot holds exactly the unacked messages, and seeking to it drops their leases. This is
@@ -656,7 +657,7 @@ def received_keys(receiver: OtlpReceiver) -> set[SpanKey]:
 
 def wait_for_traces(
     receiver: OtlpReceiver,
-    expected: Mapping[SpanKey, ReceivedSpan],
+    expected: Mapping[SpanKey, DecodedSpan],
     *,
     timeout: float,
     consumers: ConsumerSet | Iterable[ConsumerProcess] = (),

@@ -30,13 +30,14 @@ from processor.export.exporters import build_resource
 from processor.export.group_commit import GroupCommitExporter
 from processor.export.otel import SpanConverter
 from processor.export.otlp_encode import GrpcSpanExporter
+from processor.export.otlp_json import DecodedSpan
 from processor.pipeline import Pipeline, PipelineSettings, Result
 from processor.synthetic import Published, SyntheticJob, generate, stream, write_mirror
-from processor.tools.demo.pubsub_emulator import PubSubEmulator
 from processor.transports.pull import PullWorker
 from support.e2e import publish_time_dependent_spans
 from support.oracle import RecordingExporter, SpanKey, handle_published
-from support.otlp_receiver import OtlpReceiver, ReceivedSpan, unique_spans_of
+from support.otlp_receiver import OtlpReceiver, unique_spans_of
+from support.pubsub_admin import EmulatorForTests
 
 
 @dataclass(frozen=True)
@@ -48,7 +49,7 @@ class FaultCorpus:
     """``gs://B/P`` is ``mirror/B/P``."""
     messages: tuple[Published, ...]
     """Crier's messages in publish order."""
-    expected: dict[SpanKey, ReceivedSpan]
+    expected: dict[SpanKey, DecodedSpan]
     """Exactly the spans the messages must give, by ``(trace_id, span_id)``."""
     span_emissions: int
     """Spans one fault-free pass exports, repeats included (a job's later message re-sends
@@ -127,7 +128,7 @@ def quiet_structlog() -> Iterator[None]:
 
 @contextlib.contextmanager
 def pull_worker(  # noqa: PLR0913 - each keyword is one PullSettings knob a case turns
-    emulator: PubSubEmulator,
+    emulator: EmulatorForTests,
     subscription: str,
     handle: Callable[[Delivery], Result],
     *,
@@ -156,7 +157,7 @@ MAX_PUBLISH_BYTES = 9 * 1024 * 1024
 
 
 def publish_batched(
-    emulator: PubSubEmulator,
+    emulator: EmulatorForTests,
     topic: str,
     payloads: Iterable[bytes],
     attributes: Mapping[str, str] | None = None,

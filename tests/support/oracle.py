@@ -23,9 +23,10 @@ from processor.core.ids import IdMode
 from processor.core.message import Delivery
 from processor.export.exporters import build_resource
 from processor.export.otel import SpanConverter
+from processor.export.otlp_json import DecodedSpan, spans_from_request
 from processor.pipeline import Pipeline, PipelineSettings, Result
 from processor.synthetic import Published, message_bytes
-from support.otlp_receiver import ReceivedSpan, spans_from_request, unique_spans_of
+from support.otlp_receiver import unique_spans_of
 
 SpanKey = tuple[str, str]
 
@@ -36,7 +37,7 @@ class RecordingExporter(SpanExporter):
     def __init__(self) -> None:
         """Start empty."""
         self._lock = threading.Lock()
-        self._spans: list[ReceivedSpan] = []
+        self._spans: list[DecodedSpan] = []
 
     def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
         """Record ``spans`` through the real OTLP encoding."""
@@ -48,7 +49,7 @@ class RecordingExporter(SpanExporter):
     def shutdown(self) -> None:
         """Nothing to release."""
 
-    def spans(self) -> list[ReceivedSpan]:
+    def spans(self) -> list[DecodedSpan]:
         """Everything recorded, duplicates included."""
         with self._lock:
             return list(self._spans)
@@ -60,7 +61,7 @@ def expected_spans(
     *,
     id_mode: IdMode = IdMode.UID,
     resource: Resource | None = None,
-) -> dict[SpanKey, ReceivedSpan]:
+) -> dict[SpanKey, DecodedSpan]:
     """Return the spans one in-process consumer exports for ``messages`` (grace 0, no faults)."""
     recorder = RecordingExporter()
     pipeline = Pipeline(
@@ -81,7 +82,7 @@ def handle_published(pipeline: Pipeline, published: Published) -> Result:
     )
 
 
-def orphans(spans: Mapping[SpanKey, ReceivedSpan]) -> list[ReceivedSpan]:
+def orphans(spans: Mapping[SpanKey, DecodedSpan]) -> list[DecodedSpan]:
     """Return spans whose parent is not in the set (the root has no parent)."""
     return [
         span
@@ -91,8 +92,8 @@ def orphans(spans: Mapping[SpanKey, ReceivedSpan]) -> list[ReceivedSpan]:
 
 
 def trace_problems(
-    received: Mapping[SpanKey, ReceivedSpan],
-    expected: Mapping[SpanKey, ReceivedSpan],
+    received: Mapping[SpanKey, DecodedSpan],
+    expected: Mapping[SpanKey, DecodedSpan],
     *,
     limit: int = 20,
 ) -> list[str]:
@@ -117,7 +118,7 @@ def trace_problems(
 
 
 def assert_traces_complete(
-    received: Mapping[SpanKey, ReceivedSpan], expected: Mapping[SpanKey, ReceivedSpan]
+    received: Mapping[SpanKey, DecodedSpan], expected: Mapping[SpanKey, DecodedSpan]
 ) -> None:
     """Raise AssertionError listing every difference between received and expected spans."""
     problems = trace_problems(received, expected)
@@ -127,7 +128,7 @@ def assert_traces_complete(
         )
 
 
-def shape_problems(spans: Mapping[SpanKey, ReceivedSpan]) -> list[str]:
+def shape_problems(spans: Mapping[SpanKey, DecodedSpan]) -> list[str]:
     """List violations of what every trace must be, whatever its artifacts looked like.
 
     Each span lies inside its parent and inside its trace's root (no span outlasts its run), no
@@ -156,19 +157,19 @@ def shape_problems(spans: Mapping[SpanKey, ReceivedSpan]) -> list[str]:
     return problems
 
 
-def traces_of(spans: Mapping[SpanKey, ReceivedSpan]) -> dict[str, list[ReceivedSpan]]:
+def traces_of(spans: Mapping[SpanKey, DecodedSpan]) -> dict[str, list[DecodedSpan]]:
     """Group spans by trace ID."""
-    grouped: dict[str, list[ReceivedSpan]] = {}
+    grouped: dict[str, list[DecodedSpan]] = {}
     for span in spans.values():
         grouped.setdefault(span.trace_id, []).append(span)
     return grouped
 
 
-def _describe(span: ReceivedSpan) -> str:
+def _describe(span: DecodedSpan) -> str:
     return f"span {span.name!r} ({span.trace_id}/{span.span_id})"
 
 
-def _first_difference(got: ReceivedSpan, want: ReceivedSpan) -> str:
+def _first_difference(got: DecodedSpan, want: DecodedSpan) -> str:
     for field in ("name", "parent_span_id", "start_ns", "end_ns", "attributes", "events"):
         if getattr(got, field) != getattr(want, field):
             return f"{field}: got {getattr(got, field)!r}, want {getattr(want, field)!r}"

@@ -1,8 +1,9 @@
 """An in-process OTLP receiver for traces and metrics, over real gRPC and HTTP, for tests.
 
-``OtlpReceiver`` listens on 127.0.0.1 with OS-chosen ports, decodes every exported span into a
-frozen ``ReceivedSpan`` and every metric data point into a ``ReceivedPoint``, and can be told to
-refuse or slow down exports (traces and metrics each have their own switch)::
+``OtlpReceiver`` listens on 127.0.0.1 with OS-chosen ports, decodes every exported span into the
+product's ``DecodedSpan`` (``processor.export.otlp_json``, what ``prowtrace show`` reads) and every
+metric data point into a ``ReceivedPoint``, and can be told to refuse or slow down exports (traces
+and metrics each have their own switch)::
 
     with OtlpReceiver() as receiver:
         exporter = OTLPSpanExporter(endpoint=receiver.grpc_endpoint, insecure=True)
@@ -43,9 +44,9 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2_grpc import (
     TraceServiceServicer,
     add_TraceServiceServicer_to_server,
 )
-from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 
 from processor.export import otlp_json
+from processor.export.otlp_json import DecodedSpan, decode_attributes, spans_from_request
 from processor.local_service import LocalService
 
 TRACES_PATH = "/v1/traces"
@@ -59,96 +60,8 @@ _GRPC_STOP_GRACE_SECONDS = 1.0
 _HTTP_POLL_SECONDS = 0.05
 
 
-@dataclass(frozen=True)
-class ReceivedEvent:
-    """One span event as the receiver decoded it."""
-
-    name: str
-    time_ns: int
-    attributes: dict[str, Any]
-
-
-@dataclass(frozen=True)
-class ReceivedSpan:
-    """One span as the receiver decoded it; IDs are lowercase hex, enums are the proto's ints."""
-
-    trace_id: str
-    span_id: str
-    parent_span_id: str  # '' for a root span
-    name: str
-    kind: int  # opentelemetry.proto.trace.v1.Span.SpanKind value
-    start_ns: int
-    end_ns: int
-    attributes: dict[str, Any]
-    events: tuple[ReceivedEvent, ...]
-    status_code: int  # opentelemetry.proto.trace.v1.Status.StatusCode value
-    status_message: str
-    resource: dict[str, Any]
-    links: tuple[tuple[str, str], ...]  # (trace_id, span_id) of each link
-    scope_name: str = ""
-
-    @property
-    def key(self) -> tuple[str, str]:
-        """The span's identity: ``(trace_id, span_id)``."""
-        return (self.trace_id, self.span_id)
-
-
 class SpanConflict(AssertionError):
     """One ``(trace_id, span_id)`` arrived twice with different contents: a product bug."""
-
-
-def decode_any_value(value: AnyValue) -> Any:  # noqa: ANN401 - an AnyValue is dynamically typed
-    """Turn an OTLP ``AnyValue`` into str, bool, int, float, bytes, list, dict or None."""
-    kind = value.WhichOneof("value")
-    if kind == "array_value":
-        return [decode_any_value(item) for item in value.array_value.values]
-    if kind == "kvlist_value":
-        return decode_attributes(value.kvlist_value.values)
-    if kind is None:
-        return None
-    return getattr(value, kind)
-
-
-def decode_attributes(key_values: Iterable[KeyValue]) -> dict[str, Any]:
-    """Turn OTLP ``KeyValue`` attributes into a plain dict."""
-    return {kv.key: decode_any_value(kv.value) for kv in key_values}
-
-
-def spans_from_request(request: ExportTraceServiceRequest) -> list[ReceivedSpan]:
-    """Decode every span of an export request, in request order."""
-    received: list[ReceivedSpan] = []
-    for resource_spans in request.resource_spans:
-        resource = decode_attributes(resource_spans.resource.attributes)
-        for scope_spans in resource_spans.scope_spans:
-            for span in scope_spans.spans:
-                received.append(  # noqa: PERF401 - a comprehension three loops deep reads worse
-                    ReceivedSpan(
-                        trace_id=span.trace_id.hex(),
-                        span_id=span.span_id.hex(),
-                        parent_span_id=span.parent_span_id.hex(),
-                        name=span.name,
-                        kind=span.kind,
-                        start_ns=span.start_time_unix_nano,
-                        end_ns=span.end_time_unix_nano,
-                        attributes=decode_attributes(span.attributes),
-                        events=tuple(
-                            ReceivedEvent(
-                                name=event.name,
-                                time_ns=event.time_unix_nano,
-                                attributes=decode_attributes(event.attributes),
-                            )
-                            for event in span.events
-                        ),
-                        status_code=span.status.code,
-                        status_message=span.status.message,
-                        resource=resource,
-                        links=tuple(
-                            (link.trace_id.hex(), link.span_id.hex()) for link in span.links
-                        ),
-                        scope_name=scope_spans.scope.name,
-                    )
-                )
-    return received
 
 
 @dataclass(frozen=True)
@@ -366,7 +279,7 @@ class OtlpReceiver(LocalService):
     def __init__(self) -> None:
         """Create a stopped receiver; ``start()`` binds its ports."""
         self._changed = threading.Condition(threading.RLock())
-        self._spans: list[ReceivedSpan] = []
+        self._spans: list[DecodedSpan] = []
         self._points: list[ReceivedPoint] = []
         self._export_requests = 0
         self._refused_requests = 0
@@ -492,21 +405,21 @@ class OtlpReceiver(LocalService):
         with self._changed:
             return self._metric_requests
 
-    def spans(self) -> list[ReceivedSpan]:
+    def spans(self) -> list[DecodedSpan]:
         """Every received span in arrival order, duplicates included."""
         with self._changed:
             return list(self._spans)
 
-    def unique_spans(self) -> dict[tuple[str, str], ReceivedSpan]:
+    def unique_spans(self) -> dict[tuple[str, str], DecodedSpan]:
         """Received spans by ``(trace_id, span_id)``, in first-arrival order.
 
         Raises ``SpanConflict`` if one ``(trace_id, span_id)`` arrived with two different contents.
         """
         return unique_spans_of(self.spans())
 
-    def traces(self) -> dict[str, list[ReceivedSpan]]:
+    def traces(self) -> dict[str, list[DecodedSpan]]:
         """Group the unique spans by trace ID, in arrival order (raises like ``unique_spans``)."""
-        grouped: dict[str, list[ReceivedSpan]] = {}
+        grouped: dict[str, list[DecodedSpan]] = {}
         for span in self.unique_spans().values():
             grouped.setdefault(span.trace_id, []).append(span)
         return grouped
@@ -570,9 +483,9 @@ class OtlpReceiver(LocalService):
             self._changed.notify_all()
 
 
-def unique_spans_of(spans: Iterable[ReceivedSpan]) -> dict[tuple[str, str], ReceivedSpan]:
+def unique_spans_of(spans: Iterable[DecodedSpan]) -> dict[tuple[str, str], DecodedSpan]:
     """Index spans by ``(trace_id, span_id)``; raise ``SpanConflict`` if a key has two contents."""
-    unique: dict[tuple[str, str], ReceivedSpan] = {}
+    unique: dict[tuple[str, str], DecodedSpan] = {}
     for span in spans:
         first = unique.setdefault(span.key, span)
         if first != span:
@@ -678,17 +591,12 @@ def _http_handler_for(receiver: OtlpReceiver) -> type[BaseHTTPRequestHandler]:
 __all__ = [
     "ExportFaults",
     "OtlpReceiver",
-    "ReceivedEvent",
     "ReceivedPoint",
-    "ReceivedSpan",
     "Refusal",
     "SpanConflict",
-    "decode_any_value",
-    "decode_attributes",
     "decode_http_body",
     "metric_totals",
     "points_from_request",
     "request_from_otlp_json",
-    "spans_from_request",
     "unique_spans_of",
 ]

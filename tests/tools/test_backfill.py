@@ -24,12 +24,13 @@ from backfill_fixtures import (
     spans_of,
 )
 from support.oracle import SpanKey, assert_traces_complete
-from support.otlp_receiver import ReceivedSpan, unique_spans_of
+from support.otlp_receiver import unique_spans_of
 
 from processor.artifacts import ArtifactStore, ArtifactUnavailable, ListedFile
 from processor.artifacts.mirror import MirrorArtifactStore
 from processor.core.jsonshape import parse_rfc3339
 from processor.exit_codes import ExitCode
+from processor.export.otlp_json import DecodedSpan
 from processor.synthetic import SyntheticJob, mirror_path, write_mirror
 from processor.tools.backfill import (
     LOOKAHEAD_PER_WORKER,
@@ -52,7 +53,7 @@ def mirror(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def full_run(mirror: Path) -> tuple[Tally, dict[SpanKey, ReceivedSpan]]:
+def full_run(mirror: Path) -> tuple[Tally, dict[SpanKey, DecodedSpan]]:
     """One backfill of the whole mirror, shared by the tests that only look at its results."""
     return backfill(mirror)
 
@@ -62,7 +63,7 @@ def backfill(
     selection: Selection | None = None,
     prefixes: tuple[str, ...] = (ROOT_PREFIX,),
     tally: Tally | None = None,
-) -> tuple[Tally, dict[SpanKey, ReceivedSpan]]:
+) -> tuple[Tally, dict[SpanKey, DecodedSpan]]:
     """Backfill the mirror at ``root`` through a recording pipeline; return tally and spans."""
     store = ReadAheadStore(MirrorArtifactStore(root))
     sink, recorder = recording_sink(store)
@@ -101,7 +102,7 @@ class SentSink:
 
 
 def test_summary_counts_every_folder_once(
-    full_run: tuple[Tally, dict[SpanKey, ReceivedSpan]],
+    full_run: tuple[Tally, dict[SpanKey, DecodedSpan]],
 ) -> None:
     """Every folder is found once and ends traced or skipped, with reasons grouped."""
     tally, _ = full_run
@@ -125,7 +126,7 @@ def test_summary_counts_every_folder_once(
 
 
 def test_exported_spans_are_the_oracles_terminal_state_spans(
-    full_run: tuple[Tally, dict[SpanKey, ReceivedSpan]],
+    full_run: tuple[Tally, dict[SpanKey, DecodedSpan]],
 ) -> None:
     """Backfill exports exactly what crier's terminal messages would have given."""
     _, spans = full_run
@@ -133,7 +134,7 @@ def test_exported_spans_are_the_oracles_terminal_state_spans(
 
 
 def test_backfill_exports_test_spans(
-    full_run: tuple[Tally, dict[SpanKey, ReceivedSpan]],
+    full_run: tuple[Tally, dict[SpanKey, DecodedSpan]],
 ) -> None:
     """Finished runs whose test container left JUnit results get their test case spans."""
     _, spans = full_run
@@ -144,7 +145,7 @@ def test_backfill_exports_test_spans(
 
 
 def test_rerun_exports_the_identical_span_set(
-    mirror: Path, full_run: tuple[Tally, dict[SpanKey, ReceivedSpan]]
+    mirror: Path, full_run: tuple[Tally, dict[SpanKey, DecodedSpan]]
 ) -> None:
     """A second backfill over the same runs gives the same spans under the same IDs."""
     _, first = full_run
@@ -195,7 +196,7 @@ def test_window_in_the_future_traces_nothing(mirror: Path) -> None:
 
 
 def test_interrupted_backfill_has_a_consistent_summary_and_a_rerun_completes_it(
-    mirror: Path, full_run: tuple[Tally, dict[SpanKey, ReceivedSpan]]
+    mirror: Path, full_run: tuple[Tally, dict[SpanKey, DecodedSpan]]
 ) -> None:
     """After a stop every run found has an outcome; exit 130; what it exported a rerun repeats."""
     store = ReadAheadStore(MirrorArtifactStore(mirror))

@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 from backfill_fixtures import BUCKET, corpus, finished
+from support.pubsub_admin import EmulatorForTests
 
 from processor.cli import main
 from processor.synthetic import message_bytes, write_mirror
-from processor.tools.demo.pubsub_emulator import PubSubEmulator
 
 PROJECT = "prow-backfill"
 
@@ -18,9 +18,9 @@ pytestmark = pytest.mark.emulator
 
 
 @pytest.fixture(scope="module")
-def emulator() -> Iterator[PubSubEmulator]:
+def emulator() -> Iterator[EmulatorForTests]:
     """One real emulator for the module; a missing emulator fails the tests."""
-    with PubSubEmulator() as running:
+    with EmulatorForTests() as running:
         yield running
 
 
@@ -33,7 +33,7 @@ def mirror(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture
-def emulator_env(emulator: PubSubEmulator, monkeypatch: pytest.MonkeyPatch) -> PubSubEmulator:
+def emulator_env(emulator: EmulatorForTests, monkeypatch: pytest.MonkeyPatch) -> EmulatorForTests:
     """Point the command's publisher at the emulator, as a user would."""
     monkeypatch.setenv("PUBSUB_EMULATOR_HOST", emulator.host)
     monkeypatch.delenv("PROWTRACE_ARTIFACTS", raising=False)
@@ -41,7 +41,7 @@ def emulator_env(emulator: PubSubEmulator, monkeypatch: pytest.MonkeyPatch) -> P
 
 
 def test_topic_receives_exactly_the_synthesized_messages(
-    emulator_env: PubSubEmulator, mirror: Path, capsys: pytest.CaptureFixture[str]
+    emulator_env: EmulatorForTests, mirror: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """Each finished run's message is published once, byte for byte crier's, bare like crier's."""
     topic = emulator_env.create_topic(PROJECT, "crier-backfill")
@@ -61,7 +61,7 @@ def test_topic_receives_exactly_the_synthesized_messages(
 
 
 def test_missing_topic_stops_the_backfill_early(
-    emulator_env: PubSubEmulator, mirror: Path, capsys: pytest.CaptureFixture[str]
+    emulator_env: EmulatorForTests, mirror: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """Publishing to a topic that does not exist stops at once and exits 1, saying why."""
     del emulator_env

@@ -11,7 +11,7 @@ from html.parser import HTMLParser
 from opentelemetry.trace import SpanKind, StatusCode
 from show_fixture import fixture_spans
 
-from processor.export.otlp_json import ShownSpan, shown_spans_from_sdk
+from processor.export.otlp_json import DecodedSpan, spans_from_sdk
 from processor.tools.show import render_html
 
 SECOND = 1_000_000_000
@@ -50,12 +50,12 @@ class _Page(HTMLParser):
         ]
 
 
-def _fixture() -> list[ShownSpan]:
-    return shown_spans_from_sdk(fixture_spans())
+def _fixture() -> list[DecodedSpan]:
+    return spans_from_sdk(fixture_spans())
 
 
-def _span(span_id: int, parent: int | None, start_s: float, end_s: float, name: str) -> ShownSpan:
-    return ShownSpan(
+def _span(span_id: int, parent: int | None, start_s: float, end_s: float, name: str) -> DecodedSpan:
+    return DecodedSpan(
         trace_id=TRACE,
         span_id=f"{span_id:016x}",
         parent_span_id=f"{parent:016x}" if parent is not None else None,

@@ -15,7 +15,7 @@ import pytest
 from show_chromium import INSTALL_HINT, ChromiumMissing, Page, PageRecord, chromium_page
 from show_fixture import fixture_spans
 
-from processor.export.otlp_json import ShownSpan, shown_spans_from_sdk
+from processor.export.otlp_json import DecodedSpan, spans_from_sdk
 from processor.tools.show import render_html
 
 HOSTILE = '<script>window.pwned = 1</script><img src=x onerror="window.pwned = 2">'
@@ -33,8 +33,8 @@ Array.from(document.querySelectorAll("details.span")).map(function (row) {
 """
 
 
-def _spans() -> list[ShownSpan]:
-    spans = shown_spans_from_sdk(fixture_spans())
+def _spans() -> list[DecodedSpan]:
+    spans = spans_from_sdk(fixture_spans())
     # A CI job controls attribute values: one carries markup that must stay inert text.
     spans[0] = replace(spans[0], attributes={**spans[0].attributes, "vcs.change.title": HOSTILE})
     return spans

@@ -10,14 +10,14 @@ from rich.cells import cell_len
 from rich.console import Console
 from show_fixture import fixture_spans
 
-from processor.export.otlp_json import ShownSpan, shown_spans_from_sdk
+from processor.export.otlp_json import DecodedSpan, spans_from_sdk
 from processor.tools.show import bar_cells, render_waterfall
 
 SECOND = 1_000_000_000
 TRACE = "0af7651916cd43dd8448eb211c80319c"
 
 
-def _render(spans: list[ShownSpan], width: int = 160, *, colour: bool = False) -> str:
+def _render(spans: list[DecodedSpan], width: int = 160, *, colour: bool = False) -> str:
     stream = io.StringIO()
     console = Console(
         file=stream,
@@ -30,8 +30,8 @@ def _render(spans: list[ShownSpan], width: int = 160, *, colour: bool = False) -
     return stream.getvalue()
 
 
-def _fixture() -> list[ShownSpan]:
-    return shown_spans_from_sdk(fixture_spans())
+def _fixture() -> list[DecodedSpan]:
+    return spans_from_sdk(fixture_spans())
 
 
 def _line_with(text: str, needle: str) -> str:
@@ -41,8 +41,8 @@ def _line_with(text: str, needle: str) -> str:
     )
 
 
-def _span(span_id: int, parent: int | None, start_s: float, end_s: float, name: str) -> ShownSpan:
-    return ShownSpan(
+def _span(span_id: int, parent: int | None, start_s: float, end_s: float, name: str) -> DecodedSpan:
+    return DecodedSpan(
         trace_id=TRACE,
         span_id=f"{span_id:016x}",
         parent_span_id=f"{parent:016x}" if parent is not None else None,

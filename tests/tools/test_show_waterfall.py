@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 from opentelemetry.trace import SpanKind, StatusCode
 from show_fixture import E2E_UID, UNIT_UID, fixture_spans
 
-from processor.export.otlp_json import ShownSpan, shown_spans_from_sdk
+from processor.export.otlp_json import DecodedSpan, spans_from_sdk
 from processor.tools.waterfall import (
     Tone,
     TraceView,
@@ -26,8 +26,8 @@ SECOND = 1_000_000_000
 
 def _span(
     span_id: str, parent: str | None, start_s: float = 0, end_s: float = 1, name: str = ""
-) -> ShownSpan:
-    return ShownSpan(
+) -> DecodedSpan:
+    return DecodedSpan(
         trace_id=TRACE,
         span_id=span_id.rjust(16, "0"),
         parent_span_id=parent.rjust(16, "0") if parent else None,
@@ -39,7 +39,7 @@ def _span(
 
 
 def _fixture_views() -> list[TraceView]:
-    return build_trace_views(shown_spans_from_sdk(fixture_spans()))
+    return build_trace_views(spans_from_sdk(fixture_spans()))
 
 
 def _names(view: TraceView) -> list[tuple[int, str]]:
@@ -167,7 +167,7 @@ def test_a_trace_with_only_orphans_still_shows() -> None:
 
 def test_identical_spans_received_twice_show_once() -> None:
     """Exact repeats (the same content delivered twice) are dropped."""
-    spans = shown_spans_from_sdk(fixture_spans())
+    spans = spans_from_sdk(fixture_spans())
 
     assert unique_spans(spans + spans) == spans
     assert sum(view.span_count for view in build_trace_views(spans + spans)) == len(spans)

@@ -14,11 +14,11 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 from support.oracle import RecordingExporter, handle_published
-from support.otlp_receiver import ReceivedSpan
 
 from processor.artifacts.mirror import MirrorArtifactStore
 from processor.core.ids import IdMode
 from processor.export.otel import SpanConverter
+from processor.export.otlp_json import DecodedSpan
 from processor.pipeline import Pipeline, PipelineSettings
 from processor.synthetic import Scenario, SyntheticJob, generate, write_mirror
 
@@ -48,7 +48,7 @@ def _job_code_span(traceparent: str, recorder: RecordingExporter) -> None:
     provider.shutdown()
 
 
-def _run_job(job: SyntheticJob, mirror: Path, mode: IdMode) -> list[ReceivedSpan]:
+def _run_job(job: SyntheticJob, mirror: Path, mode: IdMode) -> list[DecodedSpan]:
     recorder = RecordingExporter()
     pipeline = Pipeline(
         MirrorArtifactStore(mirror),

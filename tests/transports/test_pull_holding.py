@@ -32,13 +32,13 @@ from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from support.e2e import count_unacked, wait_until
 from support.memory_store import MemoryArtifactStore
+from support.pubsub_admin import EmulatorForTests
 
 from processor.config import PullSettings
 from processor.core import facts
 from processor.core.message import Delivery
 from processor.export.otel import SpanConverter
 from processor.pipeline import Outcome, Pipeline, PipelineSettings, Result
-from processor.tools.demo.pubsub_emulator import PubSubEmulator
 from processor.transports.holding import next_recheck
 from processor.transports.pull import PullWorker
 
@@ -100,7 +100,7 @@ def late_store() -> tuple[MemoryArtifactStore, bytes]:
     return complete, prowjob
 
 
-def subscription(emulator: PubSubEmulator) -> tuple[str, str]:
+def subscription(emulator: EmulatorForTests) -> tuple[str, str]:
     """Create a fresh topic and subscription with the minimum ack deadline."""
     name = f"hold-{next(_names)}"
     topic = emulator.create_topic(PROJECT, name)
@@ -111,7 +111,7 @@ def subscription(emulator: PubSubEmulator) -> tuple[str, str]:
 
 @contextlib.contextmanager
 def running(
-    emulator: PubSubEmulator, store: MemoryArtifactStore, grace: timedelta, path: str
+    emulator: EmulatorForTests, store: MemoryArtifactStore, grace: timedelta, path: str
 ) -> Iterator[tuple[PullWorker, Counting, InMemorySpanExporter]]:
     """Run a worker holding late messages for ``grace`` on ``path``; stop it after."""
     exporter = InMemorySpanExporter()
@@ -137,7 +137,7 @@ def running(
 
 
 def test_a_late_file_is_waited_for_past_the_ack_deadline_without_a_nack(
-    pubsub_emulator: PubSubEmulator,
+    pubsub_emulator: EmulatorForTests,
 ) -> None:
     """prowjob.json lands 12 s late: no nack, no redelivery, traced within ~1 s, then acked."""
     store, prowjob = late_store()
@@ -157,7 +157,7 @@ def test_a_late_file_is_waited_for_past_the_ack_deadline_without_a_nack(
 
 
 def test_stopping_mid_wait_nacks_the_held_message_at_once(
-    pubsub_emulator: PubSubEmulator,
+    pubsub_emulator: EmulatorForTests,
 ) -> None:
     """A stop while a message waits for its file nacks it at once and acks nothing."""
     store, _ = late_store()
@@ -184,7 +184,7 @@ def test_stopping_mid_wait_nacks_the_held_message_at_once(
 
 
 def test_when_the_grace_period_ends_the_trace_is_sent_without_the_file(
-    pubsub_emulator: PubSubEmulator,
+    pubsub_emulator: EmulatorForTests,
 ) -> None:
     """podinfo.json never comes: held until the 3 s grace ends, then exported and acked."""
     store = full_store(podinfo=False)

@@ -21,6 +21,7 @@ from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from support.e2e import count_unacked, wait_until
 from support.memory_store import MemoryArtifactStore
+from support.pubsub_admin import EmulatorForTests
 from support.push_server import PushServerThread
 from test_pull_holding import Counting, late_store
 
@@ -28,7 +29,6 @@ from processor.config import PushSettings
 from processor.core import facts
 from processor.export.otel import SpanConverter
 from processor.pipeline import Pipeline, PipelineSettings
-from processor.tools.demo.pubsub_emulator import PubSubEmulator
 
 PROJECT = "prow-push-holding"
 GRACE = timedelta(minutes=1)
@@ -84,7 +84,7 @@ def post_in_background(server: PushServerThread) -> Future[tuple[int, float]]:
 
 @pytest.mark.emulator
 def test_a_pushed_message_with_a_late_file_is_held_and_acked_without_a_nack(
-    pubsub_emulator: PubSubEmulator, late: tuple[MemoryArtifactStore, bytes]
+    pubsub_emulator: EmulatorForTests, late: tuple[MemoryArtifactStore, bytes]
 ) -> None:
     """prowjob.json lands 3 s after the push: one delivery, traced, acked; no 503 on the way."""
     store, prowjob = late

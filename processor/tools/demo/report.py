@@ -17,10 +17,10 @@ from rich.measure import Measurement
 from rich.table import Table
 from rich.text import Text
 
-from processor.export.otlp_json import ShownSpan
+from processor.export.otlp_json import DecodedSpan
 from processor.synthetic import Scenario
 from processor.tools.demo.fleet import SCENARIO_NOTES
-from processor.tools.demo.sinks import Arrivals, EndpointDelivery
+from processor.tools.demo.sinks import EndpointDelivery
 from processor.tools.show import render_waterfall
 from processor.tools.waterfall import TraceView, build_trace_views, format_duration
 
@@ -86,20 +86,12 @@ def header(console: Console, n_jobs: int, seed: int) -> Text:
     return line
 
 
-def progress_text(progress: Arrivals, acked: int, messages: int) -> str:
-    """Return the live status line while traces arrive."""
-    return (
-        f"Traces arriving: {progress.traces} jobs, {progress.spans} spans, "
-        f"{acked}/{messages} messages acked"
-    )
-
-
 def print_waterfalls(
-    console: Console, spans: Sequence[ShownSpan], scenarios: Mapping[str, Scenario]
+    console: Console, spans: Sequence[DecodedSpan], scenarios: Mapping[str, Scenario]
 ) -> list[TraceView]:
     """Print each trace's waterfall under a rule saying what the job went through."""
     views = build_trace_views(spans)
-    by_trace: dict[str, list[ShownSpan]] = {}
+    by_trace: dict[str, list[DecodedSpan]] = {}
     for span in spans:
         by_trace.setdefault(span.trace_id, []).append(span)
     dot = _glyphs(console).dot

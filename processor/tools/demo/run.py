@@ -4,9 +4,9 @@ Steps: generate a small fleet of jobs with their artifacts (a local bucket mirro
 directory); start Google's Pub/Sub emulator; create crier's topic and a subscription; start the
 pull worker (the same ``PullWorker``, pipeline and group-commit exporter as ``prowtrace pull``,
 grace 0 since the artifacts are already written); publish the stream in order; wait until every
-message is acked (the worker acks a message only once its spans are exported, so the in-process
-collector then holds every span); stop everything; draw the waterfalls. Spans also go to an
-OTLP JSON file and, when ``OTEL_EXPORTER_OTLP_ENDPOINT`` is set, to that endpoint. Without the
+message is acked (the worker acks a message only once its spans are exported, so the OTLP JSON
+file then holds every span); stop everything; draw the waterfalls from that file. Spans also go,
+when ``OTEL_EXPORTER_OTLP_ENDPOINT`` is set, to that endpoint. Without the
 emulator the demo says so, writes the same jobs to a directory it keeps, and prints the
 ``prowtrace replay`` and ``show`` commands that trace them without Pub/Sub.
 
@@ -44,41 +44,38 @@ from processor.exit_codes import ExitCode, killed_by
 from processor.export.exporters import FanOutExporter, build_exporter
 from processor.export.group_commit import GroupCommitExporter
 from processor.export.metrics import MetricsRecorder, build_metrics
-from processor.export.otlp_json import OtlpJsonFileExporter
+from processor.export.otlp_json import DecodedSpan, OtlpJsonFileExporter, read_otlp_json
 from processor.logs import configure_logging
 from processor.synthetic import write_jsonl
 from processor.tools.demo import report
 from processor.tools.demo.fleet import DEFAULT_JOBS, DemoFleet, build_fleet
 from processor.tools.demo.pubsub import (
     EmulatorUnavailable,
-    PubSubClients,
-    PubSubServer,
     create_topic_and_subscription,
     publish_in_order,
     start_emulator,
 )
 from processor.tools.demo.pubsub_emulator import PubSubEmulator
 from processor.tools.demo.sinks import (
-    Arrivals,
     EndpointDelivery,
     EndpointForwarder,
-    TraceCollector,
     endpoint_hint,
     otlp_endpoint,
     otlp_protocol,
     unreachable_reason,
 )
-from processor.tools.waterfall import format_duration
+from processor.tools.waterfall import format_duration, unique_spans
 from processor.transports.pull import PullWorker
 
 DEFAULT_OUTPUT = "prowtrace-demo-traces.jsonl"
 MAX_JOBS = 1000
 STALL_SECONDS = 20.0
-"""Give up when neither a span nor an ack arrived for this long."""
+"""Give up when no message was acked for this long."""
 ENDPOINT_FLUSH_SECONDS = 15.0
 PULL_THREADS = 8
 LOG_FILE = "prowtrace.log"
 _LOG_TAIL_LINES = 15
+_POLL_SECONDS = 0.1
 
 
 @dataclass(frozen=True)
@@ -98,7 +95,7 @@ class DemoOptions:
 class DemoResult:
     """What a finished demo did."""
 
-    server: PubSubServer
+    emulator_pid: int
     seed: int
     jobs: int
     messages: int
@@ -285,13 +282,12 @@ def _run(options: DemoOptions, context: _Context) -> DemoResult:
     reader = InMemoryMetricReader() if options.metrics else None
     metrics = build_metrics(otel_env, readers=[reader]) if reader else MetricsRecorder(None)
     try:
-        server = _trace_through_pubsub(fleet, sink, steps, context, metrics=metrics)
+        emulator_pid, spans = _trace_through_pubsub(fleet, sink, steps, context, metrics=metrics)
     except EmulatorUnavailable as error:
         raise _fleet_for_replay(fleet, workdir, error.reason) from error
     delivery = sink.finish_endpoint(console, steps)
     shutil.move(sink.file_path, options.output)
 
-    spans = sink.collector.spans()
     views = report.print_waterfalls(console, spans, fleet.scenario_by_trace)
     report.print_summary(console, views, fleet.scenario_by_trace)
     if reader is not None:
@@ -313,7 +309,7 @@ def _run(options: DemoOptions, context: _Context) -> DemoResult:
     )
     report.print_closing(console, closing)
     return DemoResult(
-        server=server,
+        emulator_pid=emulator_pid,
         seed=seed,
         jobs=len(fleet.jobs),
         messages=len(fleet.messages),
@@ -329,10 +325,9 @@ def _run(options: DemoOptions, context: _Context) -> DemoResult:
 
 @dataclass
 class _Sink:
-    """Where the worker's spans go: the OTLP JSON file, the collector, the user's endpoint."""
+    """Where the worker's spans go: the OTLP JSON file, and the user's endpoint."""
 
     file_path: Path
-    collector: TraceCollector
     endpoint: str
     forwarder: EndpointForwarder | None
     skipped_endpoint: str
@@ -354,15 +349,14 @@ class _Sink:
             forwarder, skipped = _endpoint_forwarder(endpoint, otel_env, steps)
             if forwarder is not None:
                 stack.callback(forwarder.finish, 0)
-        collector = TraceCollector()
-        return cls(workdir / "traces.jsonl", collector, endpoint, forwarder, skipped)
+        return cls(workdir / "traces.jsonl", endpoint, forwarder, skipped)
 
     def exporter(self, otel_env: Mapping[str, str]) -> GroupCommitExporter:
-        """One exporter for the pipeline; a message is acked once the file and collector have it.
+        """One exporter for the pipeline; a message is acked once the file has its spans.
 
         The services' exporter (:func:`processor.app.service_exporter`) around these destinations.
         """
-        destinations: list[SpanExporter] = [OtlpJsonFileExporter(self.file_path), self.collector]
+        destinations: list[SpanExporter] = [OtlpJsonFileExporter(self.file_path)]
         if self.forwarder is not None:
             destinations.append(self.forwarder)
         return service_exporter(otel_env, inner=FanOutExporter(destinations))
@@ -394,17 +388,18 @@ def _trace_through_pubsub(
     context: _Context,
     *,
     metrics: MetricsRecorder,
-) -> PubSubServer:
-    """Start Pub/Sub and the worker, publish the stream, wait for every trace, stop them."""
+) -> tuple[int, list[DecodedSpan]]:
+    """Start Pub/Sub and the worker, publish the stream, wait for every ack, stop them.
+
+    Return the emulator's process ID (for the record: it is stopped by then) and the spans.
+    """
     # Stopped in reverse order of registration: worker, exporters, clients, Pub/Sub. On failure
     # the caller's stack stops them (with signals held), so a Ctrl-C anywhere leaves nothing.
     running = context.stack.enter_context(ExitStack())
-    server = start_emulator(running, context.emulator_factory)
-    steps.done(f"Started Google's Pub/Sub emulator on {server.host} (pid {server.pid})")
-
-    clients = PubSubClients(server.host)
-    running.callback(clients.close)
-    topic, subscription = create_topic_and_subscription(clients)
+    emulator = start_emulator(running, context.emulator_factory)
+    steps.done(f"Started Google's Pub/Sub emulator on {emulator.host} (pid {emulator.pid})")
+    emulator_pid = emulator.pid
+    topic, subscription = create_topic_and_subscription(emulator)
     steps.done(f"Created topic {_short(topic)} and subscription {_short(subscription)}")
 
     exporter = sink.exporter(context.otel_env)
@@ -416,7 +411,7 @@ def _trace_through_pubsub(
         metrics=metrics,
     )
     worker = pull_worker(
-        clients.streaming,
+        emulator.streaming_subscriber(),
         PullSettings(subscription=subscription, threads=PULL_THREADS),
         pipeline.handle,
         context.otel_env,
@@ -425,17 +420,17 @@ def _trace_through_pubsub(
     running.callback(worker.stop)
     steps.done("Started the pull worker (grace 0: the artifacts are already written)")
 
-    published = publish_in_order(clients.publisher, topic, fleet.messages)
+    published = publish_in_order(emulator, topic, fleet.messages)
     spread = format_duration(int(fleet.timeline.total_seconds() * 1e9))
     steps.done(f"Published crier's {published} messages in order: {spread} of activity, at once")
-    progress = _await_traces(steps.console, sink.collector, worker, published)
-    steps.done(
-        f"Traced {progress.traces} jobs: {progress.spans} spans, all {published} messages acked"
-    )
+    _await_acks(steps.console, worker, published)
+    spans = _read_spans(sink.file_path)
+    traces = len({span.trace_id for span in spans})
+    steps.done(f"Traced {traces} jobs: {len(spans)} spans, all {published} messages acked")
     with _signals_held():
         running.close()
     steps.done("Stopped the worker and the emulator")
-    return server
+    return emulator_pid, spans
 
 
 def _short(path: str) -> str:
@@ -459,9 +454,7 @@ def _endpoint_forwarder(
     return forwarder, ""
 
 
-def _await_traces(
-    console: Console, collector: TraceCollector, worker: PullWorker, messages: int
-) -> Arrivals:
+def _await_acks(console: Console, worker: PullWorker, messages: int) -> None:
     """Wait until every message was acked: its spans were exported before the ack."""
     stop = threading.Event()
     ended: list[str] = []
@@ -470,41 +463,34 @@ def _await_traces(
     )
     watcher.start()
     try:
-        return _watch(console, collector, worker, messages, ended)
+        _watch(console, worker, messages, ended)
     finally:
         stop.set()
         watcher.join()
 
 
-def _watch(
-    console: Console,
-    collector: TraceCollector,
-    worker: PullWorker,
-    messages: int,
-    ended: list[str],
-) -> Arrivals:
-    version = collector.version()
-    last_state = (-1, -1)
+def _watch(console: Console, worker: PullWorker, messages: int, ended: list[str]) -> None:
+    last_acked = -1
     last_change = time.monotonic()
     with console.status("Traces arriving ...") as status:
-        while True:
-            progress = collector.progress()
-            acked = worker.acked
-            if acked >= messages:
-                return progress
+        while (acked := worker.acked) < messages:
             if ended:
                 raise DemoFailed(f"the pull worker's stream ended: {ended[0]}")
-            if (progress.spans, acked) != last_state:
-                last_state = (progress.spans, acked)
-                last_change = time.monotonic()
+            if acked != last_acked:
+                last_acked, last_change = acked, time.monotonic()
             elif time.monotonic() - last_change > STALL_SECONDS:
                 raise DemoFailed(
-                    f"nothing arrived for {STALL_SECONDS:g} s: "
-                    + report.progress_text(progress, acked, messages)
-                    + f"; outcomes so far: {dict(worker.outcomes) or 'none'}"
+                    f"no message acked for {STALL_SECONDS:g} s: {acked}/{messages} acked; "
+                    f"outcomes so far: {dict(worker.outcomes) or 'none'}"
                 )
-            status.update(report.progress_text(progress, acked, messages))
-            version = collector.wait_for_change(version, 0.1)
+            status.update(f"Traces arriving: {acked}/{messages} messages acked")
+            time.sleep(_POLL_SECONDS)
+
+
+def _read_spans(path: Path) -> list[DecodedSpan]:
+    """Read back what the worker wrote, each span once (a redelivery writes it again)."""
+    with path.open(encoding="utf-8") as lines:
+        return unique_spans(read_otlp_json(lines))
 
 
 @contextlib.contextmanager

@@ -1,7 +1,7 @@
-"""Where the demo's spans go: an in-process collector, and the user's OTLP endpoint if set.
+"""The user's OTLP endpoint, where the demo also sends its spans when one is set.
 
-The collector is an exporter in the pipeline's fan-out (next to the OTLP/JSON file), so a message
-is acked only once its spans reached both. The user's endpoint is different: the demo must finish
+The OTLP/JSON file is in the pipeline's exporter, so a message is acked only once its spans are
+written. The user's endpoint is different: the demo must finish
 promptly even when nothing listens there, or something that answers slowly or wrongly (an OTLP
 exporter retries for up to ``OTEL_EXPORTER_OTLP_TIMEOUT``, 10 s, per call). So its exporter,
 built by the standard factory, runs on a thread of its own behind :class:`EndpointForwarder`,
@@ -22,8 +22,6 @@ import structlog
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 
-from processor.export.otlp_json import ShownSpan, shown_spans_from_sdk
-
 log = structlog.get_logger("prowtrace.demo")
 
 ENDPOINT_VARIABLES = ("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "OTEL_EXPORTER_OTLP_ENDPOINT")
@@ -34,62 +32,6 @@ OTLP_HTTP_PORT = 4318
 _CONNECT_TIMEOUT_SECONDS = 1.0
 EXPORTER_LOGGER = "opentelemetry.exporter.otlp"
 """Where the OTLP exporters log why an export failed."""
-
-
-@dataclass(frozen=True)
-class Arrivals:
-    """How many traces and spans have arrived so far."""
-
-    traces: int
-    spans: int
-
-
-class TraceCollector(SpanExporter):
-    """Keeps every exported span, once each, for the waterfalls.
-
-    Thread-safe; ``wait_for_change`` lets a watcher sleep until the next export.
-    """
-
-    def __init__(self) -> None:
-        """Start empty."""
-        self._changed = threading.Condition()
-        self._spans: dict[tuple[str, str], ShownSpan] = {}
-        self._version = 0
-
-    def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
-        """Keep ``spans`` (a repeat of a span replaces it: redeliveries rebuild the same span)."""
-        shown = shown_spans_from_sdk(spans)
-        with self._changed:
-            for span in shown:
-                self._spans[(span.trace_id, span.span_id)] = span
-            self._version += 1
-            self._changed.notify_all()
-        return SpanExportResult.SUCCESS
-
-    def shutdown(self) -> None:
-        """Nothing to release."""
-
-    def spans(self) -> list[ShownSpan]:
-        """Every span received, once each."""
-        with self._changed:
-            return list(self._spans.values())
-
-    def progress(self) -> Arrivals:
-        """Count the distinct traces and spans received."""
-        with self._changed:
-            traces = {trace_id for trace_id, _ in self._spans}
-            return Arrivals(traces=len(traces), spans=len(self._spans))
-
-    def version(self) -> int:
-        """Return a number that changes with every export."""
-        with self._changed:
-            return self._version
-
-    def wait_for_change(self, since: int, timeout: float) -> int:
-        """Wait up to ``timeout`` seconds for an export after ``version() == since``."""
-        with self._changed:
-            self._changed.wait_for(lambda: self._version != since, timeout)
-            return self._version
 
 
 @dataclass(frozen=True)
