@@ -20,6 +20,7 @@ records, after they are built and before IDs are derived, so no build site has t
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Protocol
@@ -104,7 +105,20 @@ def _capped_bytes(record: SpanRecord) -> int:
 
 def text(value: str, limit: int = MAX_ATTRIBUTE_CHARS) -> str:
     """Return ``value`` as valid Unicode, without secrets, at most ``limit`` characters."""
+    if limit == MAX_ATTRIBUTE_CHARS and len(value) <= _REMEMBERED_CHARS:
+        return _remembered_text(value)
     return cap(strip_secrets(valid_unicode(value[: limit * 4])), limit)
+
+
+_REMEMBERED_CHARS = 256
+"""Short strings repeat across a job's spans and across jobs (attribute keys, job, repository
+and container names): scrubbing them was half the pipeline's CPU, so their results are kept.
+Only short ones, so the cache stays small (8,192 x 256 characters) whatever the input."""
+
+
+@functools.lru_cache(maxsize=8192)
+def _remembered_text(value: str) -> str:
+    return cap(strip_secrets(valid_unicode(value)), MAX_ATTRIBUTE_CHARS)
 
 
 def valid_unicode(value: str) -> str:

@@ -14,7 +14,7 @@ from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 
 from processor.artifacts.mirror import MirrorArtifactStore
-from processor.core import border
+from processor.core import border, redact
 from processor.core.ids import IdMode, identity_from_uid
 from processor.core.message import Delivery
 from processor.core.redact import MAX_ATTRIBUTE_CHARS
@@ -223,3 +223,12 @@ def test_the_real_corpus_crosses_the_border_untouched(corpus: Path) -> None:
 def test_text_is_idempotent(value: str) -> None:
     """Crossing the border twice changes nothing more than crossing it once."""
     assert border.text(border.text(value)) == border.text(value)
+
+
+@pytest.mark.parametrize("length", [10, 256, 257, 5000])
+def test_text_scrubs_alike_below_and_above_the_remembered_length(length: int) -> None:
+    """Short strings (remembered) and long ones come out scrubbed and capped the same way."""
+    value = ("x" * length)[: max(0, length - 30)] + " password=hunter2hunter2"
+    expected = redact.cap(redact.strip_secrets(value), redact.MAX_ATTRIBUTE_CHARS)
+    assert border.text(value) == border.text(value) == expected
+    assert "hunter2" not in border.text(value)
