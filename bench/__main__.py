@@ -171,18 +171,33 @@ def _render_freshness(report: dict[str, Any]) -> list[str]:
             f"freshness at storage latency ({result['latency_model']}; {result['lag_model']}; "
             f"Pub/Sub retry policy {result['retry_policy']})"
         ),
-        "  one terminal message alone, p50 ms:  read+build   export    total",
+        (
+            "  one terminal message alone, p50 ms:  read+build   export    total"
+            "   model floor   total/(GET+export)   total/floor"
+        ),
     ]
-    for label in ("sequential", "concurrent"):
-        row = one[label]
-        lines.append(
-            f"    reads {label:<10}                {_fmt(row['read_and_build_ms_p50']):>9}"
+    labels = {
+        "sequential": "reads sequential",
+        "concurrent": "reads concurrent",
+        "concurrent_no_test_spans": "  without test spans",
+    }
+    for key, label in labels.items():
+        row = one[key]
+        line = (
+            f"    {label:<30}{_fmt(row['read_and_build_ms_p50']):>11}"
             f"{_fmt(row['export_ms_p50']):>9}{_fmt(row['total_ms_p50']):>9}"
         )
+        if "ratio_to_floor_plus_export" in row:
+            floor = row["reads_floor_ms_p50"] + row["export_ms_p50"]
+            line += (
+                f"{_fmt(floor):>14}{'x' + _fmt(row['ratio_to_one_get_plus_export'], 2):>21}"
+                f"{'x' + _fmt(row['ratio_to_floor_plus_export'], 2):>14}"
+            )
+        lines.append(line)
     lines.append(
-        "    concurrent total / (one GET p50 + export) = "
-        f"x{_fmt(one['ratio_to_one_get_plus_export'], 2)}"
-        f"   speed-up over sequential x{_fmt(one['speedup'], 2)}"
+        f"    one GET p50 + export = {_fmt(one['one_get_plus_export_ms'])} ms; model floor = the "
+        "median of the reads' own critical path under the model, plus the export; "
+        f"speed-up over sequential x{_fmt(one['speedup'], 2)}"
     )
     lines.append(
         "  after the last late file lands, s:   p50      p99      max  done    nacks  "
@@ -289,10 +304,17 @@ def _freshness_targets(result: dict[str, Any]) -> dict[str, tuple[bool, str]]:
             p99 <= TARGETS["freshness_p99_s"],
             f"p99 {p99:.2f} s; nack-and-backoff in the same run {baseline:.2f} s",
         )
-    ratio = result["one_message"]["ratio_to_one_get_plus_export"]
+    one = result["one_message"]
+    ratio = one["ratio_to_one_get_plus_export"]
+    bare = one["concurrent_no_test_spans"]
     targets["one message <= 1.5 x (one GET + one export)"] = (
         ratio <= TARGETS["one_message_ratio"],
-        f"x{ratio:.2f}",
+        (
+            f"x{ratio:.2f}, x{bare['ratio_to_one_get_plus_export']:.2f} without test spans; "
+            "the model's floor for the same reads alone is "
+            f"x{one['concurrent']['floor_ratio_to_one_get_plus_export']:.2f} "
+            f"and x{bare['floor_ratio_to_one_get_plus_export']:.2f}"
+        ),
     )
     rows = result["backfill"]
     top = rows[max(rows, key=int)]

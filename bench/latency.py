@@ -161,6 +161,26 @@ class ModelledStore:
         self.appears[(folder.rstrip("/"), name)] = until
 
 
+def reads_floor_p50(
+    model: LatencyModel, first: int, then: int, *, draws: int = 20_000, seed: int = 5
+) -> float:
+    """Return the median time, under ``model``, of reads in two waves with no CPU between.
+
+    ``first`` GETs start together; one of them (a listing) is followed by ``then`` GETs that
+    start together when it answers (the files the listing named). Nothing one message does can
+    end sooner: it is the model's own floor for its reads, whatever the code around them.
+    """
+    rng = random.Random(seed)  # noqa: S311 - a model, not a secret
+    times = []
+    for _ in range(draws):
+        waves = [model.draw(rng) for _ in range(first)]
+        if then:
+            waves[0] += max(model.draw(rng) for _ in range(then))
+        times.append(max(waves, default=0.0))
+    times.sort()
+    return times[len(times) // 2]
+
+
 def usd_per_million_jobs(reads_per_job: float) -> float:
     """Return what ``reads_per_job`` GETs cost per million jobs at the Class B price."""
     return reads_per_job * 1e6 * GCS_CLASS_B_USD_PER_10K / 1e4

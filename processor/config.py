@@ -61,7 +61,8 @@ and so are the CI/CD metrics, off unless ``OTEL_METRICS_EXPORTER`` is set
                                        before answering 503 (nack); keep it below the
                                        subscription's ack deadline; default 50; 0 never holds
 ``PROWTRACE_PUSH_MAX_HELD``            requests waiting for late artifacts at once; more are
-                                       nacked at once; default 40
+                                       nacked at once; default 64 (Terraform: four fifths
+                                       of ``concurrency``)
 ``PROWTRACE_PUSH_MAX_CONNECTIONS``     open connections at once; more get 503; default 1000
 =====================================  ====================================================
 
@@ -365,8 +366,9 @@ class PushSettings:
     hold_seconds: float = 50.0
     """A request waits this long at most for a late artifact: below Terraform's default ack
     deadline (60 s, which for push is Pub/Sub's request timeout) by a message's processing."""
-    max_held: int = 40
-    """Held requests occupy Cloud Run concurrency slots (80 by default), though no CPU."""
+    max_held: int = 64
+    """Held requests occupy Cloud Run concurrency slots (80 by default), though no CPU: four
+    fifths of the default, so a fifth stays free for messages that can be processed now."""
 
     @property
     def trusts_cloud_run_iam(self) -> bool:
@@ -447,7 +449,7 @@ def load_push_settings(
         hold_seconds=number(
             env.get("PROWTRACE_PUSH_HOLD_SECONDS"), "PROWTRACE_PUSH_HOLD_SECONDS", 50.0
         ),
-        max_held=int(number(env.get("PROWTRACE_PUSH_MAX_HELD"), "PROWTRACE_PUSH_MAX_HELD", 40)),
+        max_held=int(number(env.get("PROWTRACE_PUSH_MAX_HELD"), "PROWTRACE_PUSH_MAX_HELD", 64)),
         max_connections=int(
             number(
                 env.get("PROWTRACE_PUSH_MAX_CONNECTIONS"),

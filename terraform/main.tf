@@ -58,6 +58,10 @@ locals {
   ]
   redelivery_window_seconds = sum(concat([0], local.retry_delays_seconds))
 
+  # Requests held for a late artifact cost no CPU but a concurrency slot each: hold up to four
+  # fifths of them, keeping a fifth for messages that can be processed now (docs/PERFORMANCE.md).
+  push_max_held = floor(var.concurrency * 4 / 5)
+
   prowtrace_env = merge(
     var.extra_env,
     {
@@ -91,6 +95,7 @@ locals {
     # A request held for a late artifact must still be answered within the ack deadline (for
     # push, Pub/Sub's request timeout, = request_timeout_seconds): keep 10 s for the processing.
     PROWTRACE_PUSH_HOLD_SECONDS = tostring(max(var.request_timeout_seconds - 10, 0))
+    PROWTRACE_PUSH_MAX_HELD     = tostring(local.push_max_held)
   }
 
   pull_env = merge(

@@ -18,7 +18,7 @@ import pytest
 from checkov_scan import ROOT, failed_checks, run_checkov
 from hcl2.api import load as load_hcl
 
-from processor.config import PUSH_AUTH_CLOUD_RUN_IAM, PUSH_AUTH_MODES, PUSH_AUTH_OIDC
+from processor.config import PUSH_AUTH_CLOUD_RUN_IAM, PUSH_AUTH_MODES, PUSH_AUTH_OIDC, PushSettings
 
 TERRAFORM = ROOT / "terraform"
 EXAMPLES = sorted(path for path in (TERRAFORM / "examples").iterdir() if path.is_dir())
@@ -443,6 +443,22 @@ def test_default_retry_policy_covers_the_default_grace(tmp_path: Path) -> None:
 def test_too_few_attempts_fall_short_of_the_default_grace(tmp_path: Path) -> None:
     """5 attempts from 10s span only 10+20+40+80 = 150s, which the precondition rejects."""
     assert _redelivery_window(tmp_path, attempts=5, minimum=10, maximum=600) == 150
+
+
+@pytest.mark.parametrize(("concurrency", "held"), [(80, 64), (10, 8), (2, 1), (1, 0)])
+def test_push_holds_four_fifths_of_the_concurrency(
+    tmp_path: Path, concurrency: int, held: int
+) -> None:
+    """Held requests take concurrency slots: a fifth stays for messages that can run now."""
+    assert _locals()["push_env"][0]["PROWTRACE_PUSH_MAX_HELD"] == "${tostring(local.push_max_held)}"
+    evaluated = _evaluate_local(tmp_path, ("push_max_held",), {"concurrency": concurrency})
+    assert int(evaluated) == held
+
+
+def test_the_services_default_hold_matches_the_modules_default() -> None:
+    """Without Terraform, ``serve`` holds as many as the module would for its default of 80."""
+    default = int(_one(_variable("concurrency"), "default"))
+    assert PushSettings().max_held == default * 4 // 5
 
 
 # --- Cloud Run sizing -----------------------------------------------------------------------

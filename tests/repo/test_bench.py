@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import statistics
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
@@ -15,6 +16,7 @@ from bench import (
     floor,
     freshness,
     junit,
+    latency,
     machine,
     memory,
     proc,
@@ -214,7 +216,33 @@ def test_freshness_smoke(
     assert (result["pull_hold"]["nacked"], result["push_hold"]["nacked"]) == (0, 0)
     assert result["push_nack"]["nacked"] > 0
     assert result["one_message"]["speedup"] > 1
+    with_tests, bare = (
+        result["one_message"][key] for key in ("concurrent", "concurrent_no_test_spans")
+    )
+    assert with_tests["reads_floor_ms_p50"] >= bare["reads_floor_ms_p50"] > 0
     assert set(result["backfill"]) == {"1", "2"}
+
+
+def test_reads_floor_of_one_get_is_the_models_median() -> None:
+    """One GET alone: the floor is the model's p50."""
+    assert latency.reads_floor_p50(latency.GCS_GET, 1, 0) == pytest.approx(0.030, rel=0.03)
+
+
+def test_reads_floor_of_parallel_gets_is_the_median_of_their_maximum() -> None:
+    """Five GETs at once end with the slowest: the median of the max of 5 log-normals."""
+    model = latency.GCS_GET
+    # P(max of 5 <= t) = 1/2  <=>  each is below t with probability 2^(-1/5).
+    z = statistics.NormalDist().inv_cdf(0.5 ** (1 / 5))
+    expected = model.p50 * math.exp(z * model.sigma)
+    assert latency.reads_floor_p50(model, 5, 0) == pytest.approx(expected, rel=0.03)
+
+
+def test_reads_floor_adds_the_second_wave_after_the_listing() -> None:
+    """A listing then a read cost two round trips: between twice the median and twice the mean."""
+    model = latency.GCS_GET
+    one_after_another = latency.reads_floor_p50(model, 1, 1)
+    assert 2 * model.p50 < one_after_another < 2 * model.mean
+    assert latency.reads_floor_p50(model, 6, 1) > latency.reads_floor_p50(model, 6, 0)
 
 
 def test_junit_smoke(
