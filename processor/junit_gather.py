@@ -6,9 +6,9 @@ those Prow's starter configs point it at (``.*/junit.*\.xml``), taken together i
 with ``.xml`` (``artifacts/junit_01.xml``, ``artifacts/e2e/junit_runner.xml``). One listing finds
 them all; then each is read if it is within the per-file limit and the job's total still allows.
 The files chosen from the listing's sizes are read at once when the store can prefetch (the
-pipeline's per-message reads, on its bounded pool), so a job's JUnit costs about one round trip
-after the listing instead of one per file; the bytes read stay within the job's total, as the
-choice is made before any read starts.
+pipeline's per-message reads, on its bounded pool, start them as soon as the listing answers), so
+a job's JUnit costs about one round trip after the listing instead of one per file; the bytes read
+stay within the job's total, as the choice is made before any read starts.
 """
 
 from __future__ import annotations
@@ -72,7 +72,7 @@ def gather_junit(store: ArtifactStore, folder: str, limits: JunitLimits) -> Juni
     """
     listed = store.list_files(folder, *JUNIT_LISTING)
     if isinstance(store, Prefetching):
-        store.prefetch(folder, _within_limits(listed, limits))
+        store.prefetch(folder, within_limits(listed, limits))
     files: list[JunitFile] = []
     unreadable: list[str] = []
     too_large: list[str] = []
@@ -126,8 +126,12 @@ def gather_junit(store: ArtifactStore, folder: str, limits: JunitLimits) -> Juni
     )
 
 
-def _within_limits(listed: list[ListedFile], limits: JunitLimits) -> list[str]:
-    """Name the listed files the loop in gather_junit reads if their sizes hold, in order."""
+def within_limits(listed: list[ListedFile], limits: JunitLimits) -> list[str]:
+    """Name the listed files the loop in gather_junit reads if their sizes hold, in order.
+
+    The pipeline starts these reads the moment the listing answers (see
+    :meth:`processor.artifacts.fetch.ReadPool.fetch`).
+    """
     chosen: list[str] = []
     budget = limits.max_job_bytes
     for item in listed:

@@ -28,6 +28,7 @@ an exported message's run metrics, or a system error for a poison message or a f
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
@@ -64,7 +65,7 @@ from processor.core.metrics import MetricPoint, SystemErrorType, run_points, sys
 from processor.core.spans import TraceSpan, identify
 from processor.export.group_commit import ExportRejected
 from processor.export.otel import SpanConverter
-from processor.junit_gather import JUNIT_LISTING, JunitLimits, gather_junit
+from processor.junit_gather import JUNIT_LISTING, JunitLimits, gather_junit, within_limits
 
 log = structlog.get_logger("prowtrace.pipeline")
 T = TypeVar("T")
@@ -360,8 +361,13 @@ class Pipeline:
             return None
         if not traceable.state.is_terminal:
             return self._reads.fetch(traceable.message.gcs_path, (facts.PROWJOB,))
-        listing = JUNIT_LISTING if self._settings.junit is not None else None
-        return self._reads.fetch(traceable.message.gcs_path, _TERMINAL_FILES, listing)
+        folder = traceable.message.gcs_path
+        limits = self._settings.junit
+        if limits is None:
+            return self._reads.fetch(folder, _TERMINAL_FILES)
+        # The JUnit files go out the moment the listing answers, not once the five are parsed.
+        chosen = functools.partial(within_limits, limits=limits)
+        return self._reads.fetch(folder, _TERMINAL_FILES, JUNIT_LISTING, then=chosen)
 
     def _gather(
         self, traceable: Traceable, *, in_grace: bool, files: ArtifactStore | None = None

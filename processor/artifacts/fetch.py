@@ -15,13 +15,15 @@ whatever the number of messages; a read waiting for a free worker simply queues.
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 
 from processor.artifacts import ArtifactStore, ListedFile
 
 Listing = tuple[str, str, int]
 """A listing to start with the reads: ``under``, ``name_glob``, ``limit`` of ``list_files``."""
+Choose = Callable[[list[ListedFile]], Iterable[str]]
+"""Given a listing's answer, the files to start reading at once (e.g. the JUnit files in bounds)."""
 
 DEFAULT_READ_CONCURRENCY = 64
 """Reads in flight per process: enough for 32 pull callbacks x a few files at storage latency."""
@@ -48,16 +50,23 @@ class ReadPool:
             else None
         )
 
-    def fetch(self, folder: str, names: Sequence[str], listing: Listing | None = None) -> Fetched:
+    def fetch(
+        self,
+        folder: str,
+        names: Sequence[str],
+        listing: Listing | None = None,
+        then: Choose | None = None,
+    ) -> Fetched:
         """Start reading ``names`` (and ``listing``) from ``folder`` at once; answers wait in it.
 
         The first name is left for the caller's own thread to read when it asks for it (it is
         the one the caller asks for first), which saves a thread hand-off per message, and all
-        of them for a message that reads one file.
+        of them for a message that reads one file. ``then`` names, from the listing's answer,
+        files to start reading the moment it arrives, not when the caller gets to it.
         """
         if self._pool is None:
             return Fetched(self, folder, ())
-        return Fetched(self, folder, names[1:], listing)
+        return Fetched(self, folder, names[1:], listing, then)
 
     @property
     def concurrent(self) -> bool:
@@ -86,24 +95,49 @@ class Fetched:
     """
 
     def __init__(
-        self, pool: ReadPool, folder: str, names: Iterable[str], listing: Listing | None = None
+        self,
+        pool: ReadPool,
+        folder: str,
+        names: Iterable[str],
+        listing: Listing | None = None,
+        then: Choose | None = None,
     ) -> None:
-        """Submit a read of every one of ``names`` in ``folder``, and ``listing`` if given."""
+        """Submit a read of every one of ``names`` in ``folder``, and ``listing`` if given.
+
+        With ``then``, the files it chooses from the listing's answer are submitted as soon as
+        that answer arrives (on the pool's thread that listed).
+        """
         self._pool = pool
         self._folder = folder
         self._lock = threading.Lock()
-        self._listing = (listing, pool.submit_listing(folder, listing)) if listing else None
+        self._closed = False
         self._pending = {name: pool.submit(folder, name) for name in dict.fromkeys(names)}
+        self._requested = set(self._pending)
+        """Every name submitted for this message: a name is never read twice by prefetching."""
         self.reads = len(self._pending) + (listing is not None)
         """Reads (and listings) issued for this message so far: each a billed storage operation."""
+        self._listing = (listing, pool.submit_listing(folder, listing)) if listing else None
+        if self._listing is not None and then is not None:
+            self._listing[1].add_done_callback(lambda listed: self._chosen(listed, then))
+
+    def _chosen(self, listed: Future[list[ListedFile]], then: Choose) -> None:
+        if not listed.cancelled() and listed.exception() is None:
+            self.prefetch(self._folder, then(listed.result()))
 
     def prefetch(self, folder: str, names: Iterable[str]) -> None:
-        """Start reading ``names`` too, on the same pool (a mirror's pool reads them when asked)."""
+        """Start reading ``names`` too, on the same pool (a mirror's pool reads them when asked).
+
+        Names already requested for this message are not read again; after :meth:`discard`
+        nothing more is started.
+        """
         if folder != self._folder or not self._pool.concurrent:
             return
         with self._lock:
+            if self._closed:
+                return
             for name in names:
-                if name not in self._pending:
+                if name not in self._requested:
+                    self._requested.add(name)
                     self._pending[name] = self._pool.submit(folder, name)
                     self.reads += 1
 
@@ -140,11 +174,15 @@ class Fetched:
 
     def discard(self) -> None:
         """Cancel the reads nobody will ask for (the message stopped early)."""
-        futures: list[Future[bytes | None] | Future[list[ListedFile]]] = [*self._pending.values()]
-        if self._listing is not None:
-            futures.append(self._listing[1])
-            self._listing = None
-        for future in futures:
-            if future.cancel():
-                self.reads -= 1
-        self._pending.clear()
+        with self._lock:
+            self._closed = True
+            futures: list[Future[bytes | None] | Future[list[ListedFile]]] = [
+                *self._pending.values()
+            ]
+            if self._listing is not None:
+                futures.append(self._listing[1])
+                self._listing = None
+            for future in futures:
+                if future.cancel():
+                    self.reads -= 1
+            self._pending.clear()

@@ -125,6 +125,47 @@ def test_junit_files_are_read_at_once_on_the_pool() -> None:
     assert inner.reads == 9
 
 
+class HoldsProwjob:
+    """Answers ``prowjob.json`` only once a JUnit file read has started (or after a timeout)."""
+
+    def __init__(self, inner: ArtifactStore) -> None:
+        """Read through to ``inner``."""
+        self._inner = inner
+        self.junit_started = threading.Event()
+        self.prowjob_waited_for_junit = False
+
+    def read(self, folder: str, name: str) -> bytes | None:
+        """Hold ``prowjob.json`` back; note when a JUnit read starts."""
+        if name.startswith("artifacts/"):
+            self.junit_started.set()
+        elif name == facts.PROWJOB:
+            self.prowjob_waited_for_junit = self.junit_started.wait(timeout=5)
+        return self._inner.read(folder, name)
+
+    def list_files(self, folder: str, under: str, name_glob: str, limit: int) -> list[ListedFile]:
+        """List through."""
+        return self._inner.list_files(folder, under, name_glob, limit)
+
+    def find(self, prefix: str, name: str) -> Iterator[str]:
+        """Not used by the pipeline."""
+        return self._inner.find(prefix, name)
+
+
+def test_junit_reads_start_when_the_listing_answers_not_after_the_other_files() -> None:
+    """The JUnit files are requested while prowjob.json is still in flight: no extra round trip."""
+    store = HoldsProwjob(with_junit(2))
+    result = wired(store).handle(delivery("failure"))
+    assert result.outcome is Outcome.EXPORTED
+    assert store.prowjob_waited_for_junit
+
+
+def test_junit_files_started_early_are_read_once() -> None:
+    """Started from the listing and asked for by the parser, each JUnit file is read once."""
+    inner = with_junit(3)
+    result = wired(ModelledStore(inner, latency=FIXED)).handle(delivery("failure"))
+    assert (result.outcome, result.reads, inner.reads) == (Outcome.EXPORTED, 9, 8)
+
+
 def test_concurrent_junit_reads_never_pass_the_pools_bound() -> None:
     """Four JUnit files and a pool of two: never more than two pooled reads in flight."""
     store = InFlight(ModelledStore(with_junit(4), latency=FIXED))
