@@ -403,10 +403,9 @@ def freshness_push(
     pipeline = _pipeline(store, exporter, grace=GRACE)
     recorder = _Recorder(pipeline, {delivery.data: folder for delivery, folder in messages})
     done = recorder.done
-    settings = replace(
-        PushSettings(auth="off", host="127.0.0.1", port=0),
-        hold_seconds=50.0 if hold else 0.0,
-    )
+    settings = PushSettings(auth="off", host="127.0.0.1", port=0)  # the shipped hold bounds
+    if not hold:
+        settings = replace(settings, hold_seconds=0.0)
     endpoint = PushEndpoint(
         recorder.handle, settings, verifier=None, hold_for=GRACE, recheck=recorder.recheck
     )

@@ -59,7 +59,7 @@ and so are the CI/CD metrics, off unless ``OTEL_METRICS_EXPORTER`` is set
 ``PROWTRACE_PUSH_MAX_BODY_BYTES``      larger requests get 413; default 2097152
 ``PROWTRACE_PUSH_HOLD_SECONDS``        how long one request may wait for a late artifact
                                        before answering 503 (nack); keep it below the
-                                       subscription's ack deadline; default 50; 0 never holds
+                                       subscription's ack deadline; default 110; 0 never holds
 ``PROWTRACE_PUSH_MAX_HELD``            requests waiting for late artifacts at once; more are
                                        nacked at once; default 64 (Terraform: four fifths
                                        of ``concurrency``)
@@ -363,9 +363,9 @@ class PushSettings:
     handler_threads: int = 96
     """At least Cloud Run's default concurrency (80), so no request waits for a thread."""
     shutdown_timeout: float = 8.0
-    hold_seconds: float = 50.0
+    hold_seconds: float = 110.0
     """A request waits this long at most for a late artifact: below Terraform's default ack
-    deadline (60 s, which for push is Pub/Sub's request timeout) by a message's processing."""
+    deadline (120 s, which for push is Pub/Sub's request timeout) by a message's processing."""
     max_held: int = 64
     """Held requests occupy Cloud Run concurrency slots (80 by default), though no CPU: four
     fifths of the default, so a fifth stays free for messages that can be processed now."""
@@ -447,7 +447,7 @@ def load_push_settings(
             )
         ),
         hold_seconds=number(
-            env.get("PROWTRACE_PUSH_HOLD_SECONDS"), "PROWTRACE_PUSH_HOLD_SECONDS", 50.0
+            env.get("PROWTRACE_PUSH_HOLD_SECONDS"), "PROWTRACE_PUSH_HOLD_SECONDS", 110.0
         ),
         max_held=int(number(env.get("PROWTRACE_PUSH_MAX_HELD"), "PROWTRACE_PUSH_MAX_HELD", 64)),
         max_connections=int(

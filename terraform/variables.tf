@@ -289,8 +289,8 @@ variable "exactly_once_delivery" {
 
 variable "request_timeout_seconds" {
   type        = number
-  default     = 60
-  description = "Longest time one message may take. Used both as the Cloud Run request timeout and as the subscription's ack deadline (for push, Pub/Sub's request timeout), so Pub/Sub never redelivers a message the service is still working on."
+  default     = 120
+  description = "Longest time one message may take. Used both as the Cloud Run request timeout and as the subscription's ack deadline (for push, Pub/Sub's request timeout), so Pub/Sub never redelivers a message the service is still working on. Push holds a request for a late artifact for up to this minus 10 s: 120 covers a file a minute late (docs/PERFORMANCE.md, Freshness); a longer value also delays the redelivery of a request lost with its instance."
 
   validation {
     condition     = var.request_timeout_seconds >= 10 && var.request_timeout_seconds <= 600 && floor(var.request_timeout_seconds) == var.request_timeout_seconds
