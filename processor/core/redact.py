@@ -7,6 +7,7 @@ comes from an artifact goes through :func:`scrub` before it becomes an attribute
 
 from __future__ import annotations
 
+import functools
 import re
 
 REDACTED = "REDACTED"
@@ -137,4 +138,16 @@ def cap(text: str, limit: int = MAX_ATTRIBUTE_CHARS) -> str:
 
 def scrub(text: str, limit: int = MAX_ATTRIBUTE_CHARS) -> str:
     """Strip secrets, then cap the length: the one door for artifact text into attributes."""
-    return cap(strip_secrets(text), limit)
+    stripped = _strip_short(text) if len(text) <= _REMEMBERED_CHARS else strip_secrets(text)
+    return cap(stripped, limit)
+
+
+_REMEMBERED_CHARS = 256
+"""Short texts repeat across a job's spans and across jobs (container, step and test names,
+label values): their scrubbed form is kept, so the patterns run once per distinct text. Only
+short ones, so the cache stays small (8,192 x 256 characters) whatever the input."""
+
+
+@functools.lru_cache(maxsize=8192)
+def _strip_short(text: str) -> str:
+    return strip_secrets(text)
