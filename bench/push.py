@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from bench import proc, services
+from bench import proc, queueing, services
 from bench.loadgen import LoadResult, LoadSpec, run_load
 from bench.receiver import CountingReceiver
 from bench.stats import latency_summary
@@ -152,4 +152,11 @@ def measure(
                 }
             report[mode] = rows
             report[f"{mode}_exit_status"] = ended["status"]
+    # The open loop's tail against what queueing alone costs at its load (bench.queueing).
+    service = queueing.service_times(workspace.small.path, workspace.mirror, cores)
+    ideal = queueing.ideal_servers(service, open_rate)
+    healthz_p99 = report["group_commit_on"]["open_loop"]["healthz"]["p99_ms"]
+    ideal["fifo_p99_ratio_to_healthz"] = ideal["fifo_p99_ms"] / healthz_p99
+    ideal["ps_p99_ratio_to_healthz"] = ideal["ps_p99_ms"] / healthz_p99
+    report["ideal_queue"] = ideal
     return report

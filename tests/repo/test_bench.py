@@ -22,6 +22,7 @@ from bench import (
     proc,
     pull,
     push,
+    queueing,
     throughput,
     workspace,
 )
@@ -176,6 +177,30 @@ def test_push_smoke(
         assert result[f"{mode}_exit_status"] == 0
         for level in ("1", "4", "open_loop"):
             assert set(result[mode][level]["push"]["statuses"]) == {"204"}
+    ideal = result["ideal_queue"]
+    assert 0 < ideal["fifo_p50_ms"] <= ideal["fifo_p99_ms"]
+    assert ideal["service_ms_mean"] > 0
+
+
+def test_fifo_server_waits_as_the_m_d_1_formula_says() -> None:
+    """Deterministic 1 ms at 60 % load: mean sojourn S + rho S / (2 (1 - rho)) = 1.75 ms."""
+    sojourns = queueing.fifo_sojourns([0.001], 600.0, 200_000, seed=1)
+    assert statistics.fmean(sojourns) == pytest.approx(0.00175, rel=0.03)
+
+
+def test_processor_sharing_server_takes_s_over_one_minus_rho() -> None:
+    """Processor sharing at 60 % load: mean sojourn S / (1 - rho) = 2.5 ms, whatever the sizes."""
+    sizes = [0.0002, 0.0018]  # mean 1 ms, very unequal
+    sojourns = queueing.ps_sojourns(sizes, 600.0, 200_000, seed=1)
+    assert statistics.fmean(sojourns) == pytest.approx(0.0025, rel=0.05)
+
+
+def test_processor_sharing_lets_short_requests_pass_long_ones() -> None:
+    """Under sharing a 0.2 ms request is not stuck behind a 1.8 ms one: a lower median than FIFO."""
+    sizes = [0.0002, 0.0018]
+    fifo = sorted(queueing.fifo_sojourns(sizes, 600.0, 50_000, seed=2))
+    shared = sorted(queueing.ps_sojourns(sizes, 600.0, 50_000, seed=2))
+    assert shared[len(shared) // 2] < fifo[len(fifo) // 2]
 
 
 @pytest.mark.emulator
