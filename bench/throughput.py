@@ -3,12 +3,15 @@
 The child process is pinned to the measured core (gRPC's own threads inherit the pin); the OTLP
 receiver runs in another process on the helper core. Each round times the floor, then the
 pipeline as ``prowtrace replay`` runs it (one message after another, one export each), then as
-``prowtrace pull`` runs it (32 threads, flow control of 256 messages, group commit). Ratios are
-taken within a round, so drift of the shared machine between rounds cancels out.
+``prowtrace pull`` runs it (32 threads, flow control of 256 messages, group commit); then the floor
+and the concurrent pipeline once more with test spans off (``PROWTRACE_TEST_SPANS=off``: the
+pipeline as it was before JUnit files were read, against a floor of the same fewer spans). Ratios
+are taken within a round, so drift of the shared machine between rounds cancels out.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import multiprocessing
 import os
 import statistics
@@ -35,6 +38,8 @@ from processor.pipeline import Outcome, Pipeline, Result
 PULL_THREADS = 32
 PULL_OUTSTANDING = 256
 WARMUP_MESSAGES = 100
+BARE = "_no_test_spans"
+"""Suffix of the figures measured with test spans off."""
 
 
 def handle_serially(pipeline: Pipeline, deliveries: Sequence[Delivery]) -> list[Result]:
@@ -75,9 +80,11 @@ def _timed(
 
 
 def _measure_pipeline(
-    mode: str, mirror: Path, deliveries: Sequence[Delivery]
+    mode: str, mirror: Path, deliveries: Sequence[Delivery], *, test_spans: bool = True
 ) -> tuple[float, float, Counter[Outcome]]:
     settings = Settings(artifacts=str(mirror), grace=timedelta(0), log_level="WARNING")
+    if not test_spans:
+        settings = dataclasses.replace(settings, junit=None)
     if mode == "serial":
         pipeline = build_pipeline(settings)
         handle_serially(pipeline, deliveries[:WARMUP_MESSAGES])  # connect, fill caches
@@ -110,19 +117,25 @@ def _child(spec: _Spec, results: Any) -> None:  # noqa: ANN401 - a multiprocessi
         configure_logging("WARNING", "json", stream=quiet)
         deliveries = list(read_deliveries(corpus_path))
         planned = floor.plan(deliveries, mirror)
+        planned_bare = floor.plan(deliveries, mirror, test_spans=False)
         resource = build_resource({})
         floor.run(planned[:WARMUP_MESSAGES], resource)
         measured: list[dict[str, Any]] = []
         for _ in range(rounds):
-            wall, cpu, size = floor.run(planned, resource)
-            row: dict[str, Any] = {"floor": {"seconds": wall, "cpu_seconds": cpu, "bytes": size}}
-            for mode in ("serial", "concurrent"):
-                elapsed, used, outcomes = _measure_pipeline(mode, mirror, deliveries)
-                row[mode] = {
-                    "seconds": elapsed,
-                    "cpu_seconds": used,
-                    "outcomes": {str(k): v for k, v in outcomes.items()},
-                }
+            row: dict[str, Any] = {}
+            for suffix, plan in (("", planned), (BARE, planned_bare)):
+                wall, cpu, size = floor.run(plan, resource)
+                row[f"floor{suffix}"] = {"seconds": wall, "cpu_seconds": cpu, "bytes": size}
+                modes = ("serial", "concurrent") if suffix == "" else ("concurrent",)
+                for mode in modes:
+                    elapsed, used, outcomes = _measure_pipeline(
+                        mode, mirror, deliveries, test_spans=suffix == ""
+                    )
+                    row[f"{mode}{suffix}"] = {
+                        "seconds": elapsed,
+                        "cpu_seconds": used,
+                        "outcomes": {str(k): v for k, v in outcomes.items()},
+                    }
             measured.append(row)
         results.put(measured)
 
@@ -131,17 +144,18 @@ def summarise(rounds: Sequence[dict[str, Any]], messages: int) -> dict[str, Any]
     """Turn per-round timings into rates, per-round ratios and their medians."""
     per_round = []
     for row in rounds:
-        floor_rate = messages / row["floor"]["seconds"]
-        entry: dict[str, Any] = {"floor_msgs_per_s": floor_rate}
-        for mode in ("serial", "concurrent"):
+        entry: dict[str, Any] = {}
+        for mode in row:
+            # Each pipeline against the floor of the same spans (test spans on or off).
+            reference = row["floor" + (BARE if mode.endswith(BARE) else "")]
             rate = messages / row[mode]["seconds"]
             entry[f"{mode}_msgs_per_s"] = rate
-            entry[f"{mode}_ratio"] = rate / floor_rate
             entry[f"{mode}_cpu_ms_per_msg"] = 1000 * row[mode]["cpu_seconds"] / messages
-            # The same ratio in CPU time: immune to the measured core being lent to another
-            # tenant for a moment, which stretches wall time (seen on shared machines).
-            entry[f"{mode}_cpu_ratio"] = row["floor"]["cpu_seconds"] / row[mode]["cpu_seconds"]
-        entry["floor_cpu_ms_per_msg"] = 1000 * row["floor"]["cpu_seconds"] / messages
+            if not mode.startswith("floor"):
+                entry[f"{mode}_ratio"] = rate * reference["seconds"] / messages
+                # The same ratio in CPU time: immune to the measured core being lent to another
+                # tenant for a moment, which stretches wall time (seen on shared machines).
+                entry[f"{mode}_cpu_ratio"] = reference["cpu_seconds"] / row[mode]["cpu_seconds"]
         per_round.append(entry)
     keys = per_round[0].keys() if per_round else []
     median = {key: statistics.median(entry[key] for entry in per_round) for key in keys}
@@ -174,7 +188,7 @@ def measure(
     summary["spans_ok"] = spans >= per_run
     summary["warmup_runs"] = warmups
     for row in rows:
-        for mode in ("serial", "concurrent"):
+        for mode in ("serial", "concurrent", f"concurrent{BARE}"):
             bad = set(row[mode]["outcomes"]) - {str(Outcome.EXPORTED), str(Outcome.SKIPPED)}
             if bad:
                 raise RuntimeError(f"{mode} pipeline had outcomes {row[mode]['outcomes']}")

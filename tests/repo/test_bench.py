@@ -165,6 +165,16 @@ def test_throughput_smoke(
     assert result["spans_ok"]
     assert result["median"]["floor_msgs_per_s"] > 0
     assert result["median"]["concurrent_ratio"] > 0
+    assert result["median"]["concurrent_no_test_spans_ratio"] > 0
+
+
+def test_floor_without_test_spans_records_fewer_spans(tiny: workspace.Workspace) -> None:
+    """With test spans off the floor copies the same messages' spans minus the JUnit ones."""
+    deliveries = list(workspace.read_deliveries(tiny.small.path))
+    with_tests = floor.plan(deliveries, tiny.mirror)
+    bare = floor.plan(deliveries, tiny.mirror, test_spans=False)
+    assert len(bare) == len(with_tests)
+    assert 0 < sum(len(m.spans) for m in bare) < sum(len(m.spans) for m in with_tests)
 
 
 def test_push_smoke(
